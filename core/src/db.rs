@@ -1,0 +1,81 @@
+//! Database connection (SQLite or PostgreSQL) and migrations.
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use vestibule_migrations::{Migrator, MigratorTrait as _};
+
+use crate::config::{Backend, DatabaseSettings};
+use crate::error::Error;
+
+/// Opens the pool. For SQLite the file's directory is created, and every connection gets WAL,
+/// foreign keys and a busy timeout, so concurrent writers wait instead of failing.
+///
+/// # Errors
+/// When the directory cannot be created or the database cannot be reached.
+pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, Error> {
+    let sqlite_dir = (settings.backend == Backend::Sqlite)
+        .then(|| sqlite_file(&settings.url))
+        .flatten()
+        .and_then(|f| std::path::Path::new(f).parent())
+        .filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = sqlite_dir {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Internal(format!(
+                "cannot create database directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let mut options = ConnectOptions::new(settings.url.clone());
+    options
+        .max_connections(settings.max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(15))
+        });
+    Database::connect(options)
+        .await
+        .map_err(|e| Error::Internal(format!("cannot open the database: {e}")))
+}
+
+/// Applies every pending migration; running it again changes nothing.
+///
+/// # Errors
+/// When a migration fails.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
+    Migrator::up(db, None)
+        .await
+        .map_err(|e| Error::Internal(format!("database migration failed: {e}")))
+}
+
+/// The file path inside a `sqlite:` URL, if it names a file.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_file("sqlite://data/v.db?mode=rwc"),
+            Some("data/v.db")
+        );
+        assert_eq!(sqlite_file("sqlite:///tmp/v.db"), Some("/tmp/v.db"));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+    }
+}

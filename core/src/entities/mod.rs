@@ -1,0 +1,7 @@
+//! sea-orm entities: one module a table. Services read and write through these; nothing else.
+
+pub mod admin;
+pub mod audit_event;
+pub mod client;
+pub mod user;
+pub mod workspace;

@@ -1,0 +1,56 @@
+//! Vestibule's domain: configuration, types, entities and services. Knows nothing of HTTP.
+
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod services;
+pub mod types;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+pub use error::{Error, Result};
+
+/// Current time as Unix seconds, the unit of every timestamp in the database.
+#[must_use]
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Everything a process needs once configuration is loaded: the database (migrated and
+/// bootstrapped) and the keys derived from the master key.
+#[derive(Clone)]
+pub struct Core {
+    pub settings: Arc<config::Settings>,
+    pub db: DatabaseConnection,
+    pub keyring: Arc<crypto::Keyring>,
+}
+
+impl Core {
+    /// Loads the master key, connects, migrates and ensures the bootstrap state. Every command
+    /// (the server too) starts here.
+    ///
+    /// # Errors
+    /// When the master key, the database or the bootstrap fails.
+    pub async fn open(settings: config::Settings) -> Result<(Self, services::bootstrap::Report)> {
+        let master = crypto::MasterKey::load_or_create(
+            settings.security.master_key,
+            &settings.server.data_dir,
+        )?;
+        let keyring = crypto::Keyring::new(&master)?;
+        let db = db::connect(&settings.database).await?;
+        db::migrate(&db).await?;
+        let report = services::bootstrap::ensure(&db, &settings.bootstrap).await?;
+        Ok((
+            Self {
+                settings: Arc::new(settings),
+                db,
+                keyring: Arc::new(keyring),
+            },
+            report,
+        ))
+    }
+}

@@ -1,0 +1,191 @@
+//! Clients (service providers): registration, secrets, and the rules of what a client may be.
+
+use ipnet::IpNet;
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
+    QueryOrder as _, Set,
+};
+use uuid::Uuid;
+
+use crate::crypto::{self, Keyring, SecretKind};
+use crate::entities::{client, workspace};
+use crate::error::Error;
+use crate::services::audit::{self, Actor};
+use crate::types::{
+    Access, ClientId, DisplayName, Grant, GrantSet, Proximity, RedirectUri, ScopeSet,
+};
+
+/// Scopes a client gets when none are given.
+pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
+
+/// A client as it is to be registered, valid by construction once [`NewClient::validate`] passed.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub name: DisplayName,
+    pub client_id: Option<ClientId>,
+    /// "Allow authentication without the client secret".
+    pub public: bool,
+    pub grants: GrantSet,
+    pub scopes: ScopeSet,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub dcr_template: bool,
+    pub access: Access,
+    pub device_networks: Vec<IpNet>,
+    pub proximity: Proximity,
+}
+
+impl NewClient {
+    /// Rules that span fields.
+    ///
+    /// # Errors
+    /// `Invalid` naming the field to change.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.grants.is_empty() {
+            return Err(Error::invalid("grants", "enable at least one grant"));
+        }
+        if self.public && self.grants.contains(Grant::ClientCredentials) {
+            return Err(Error::invalid(
+                "grants",
+                "client_credentials needs a client secret: a public client cannot have it",
+            ));
+        }
+        if self.grants.contains(Grant::AuthorizationCode) && self.redirect_uris.is_empty() {
+            return Err(Error::invalid(
+                "redirect_uris",
+                "authorization_code needs at least one redirect URI",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A freshly registered client and, for a confidential one, its secret (shown once, never
+/// stored in clear).
+#[derive(Debug)]
+pub struct Created {
+    pub client: client::Model,
+    pub secret: Option<String>,
+}
+
+/// # Errors
+/// `Invalid` for inconsistent settings, `Conflict` when the client_id is taken.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    keyring: &Keyring,
+    actor: &Actor,
+    workspace: &workspace::Model,
+    new: NewClient,
+) -> Result<Created, Error> {
+    new.validate()?;
+    let client_id = new.client_id.clone().unwrap_or_else(ClientId::generate);
+    let duplicate = || {
+        Error::conflict(
+            "client_id",
+            format!("client_id {client_id} is already taken"),
+        )
+    };
+    if find(db, client_id.as_str()).await?.is_some() {
+        return Err(duplicate());
+    }
+    let secret = (!new.public).then(crypto::random_token);
+    let now = crate::now();
+    let model = client::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        workspace_id: Set(workspace.id),
+        client_id: Set(client_id.to_string()),
+        name: Set(new.name.to_string()),
+        secret_hash: Set(secret
+            .as_deref()
+            .map(|s| keyring.hash_secret(SecretKind::ClientSecret, s))),
+        public: Set(new.public),
+        grants: Set(new.grants.to_string()),
+        scopes: Set(new.scopes.to_string()),
+        redirect_uris: Set(join_lines(
+            new.redirect_uris.iter().map(RedirectUri::as_str),
+        )),
+        dcr_template: Set(new.dcr_template),
+        registered_from: Set(None),
+        registration_token_hash: Set(None),
+        access: Set(new.access.as_str().to_owned()),
+        device_networks: Set(join_lines(
+            new.device_networks.iter().map(ToString::to_string),
+        )),
+        proximity: Set(new.proximity.as_str().to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| super::map_unique(e, "client_id", duplicate().to_string()))?;
+    audit::record(
+        db,
+        audit::Event {
+            actor,
+            workspace_id: Some(workspace.id),
+            action: "client.created",
+            target: Some(model.client_id.clone()),
+            detail: serde_json::json!({
+                "name": model.name,
+                "public": model.public,
+                "grants": model.grants,
+                "scopes": model.scopes,
+            }),
+            ip: None,
+        },
+    )
+    .await?;
+    Ok(Created {
+        client: model,
+        secret,
+    })
+}
+
+/// # Errors
+/// On a database failure.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+) -> Result<Option<client::Model>, Error> {
+    Ok(client::Entity::find()
+        .filter(client::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?)
+}
+
+/// # Errors
+/// On a database failure.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+) -> Result<Vec<client::Model>, Error> {
+    Ok(client::Entity::find()
+        .filter(client::Column::WorkspaceId.eq(workspace_id))
+        .order_by_asc(client::Column::Name)
+        .all(db)
+        .await?)
+}
+
+/// The public view of a client (CLI output): never the secret or its hash.
+#[must_use]
+pub fn to_json(m: &client::Model, workspace_slug: &str) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": m.client_id,
+        "workspace": workspace_slug,
+        "name": m.name,
+        "public": m.public,
+        "grants": m.grants.split_whitespace().collect::<Vec<_>>(),
+        "scopes": m.scopes,
+        "redirect_uris": m.redirect_uris.lines().collect::<Vec<_>>(),
+        "dcr_template": m.dcr_template,
+        "access": m.access,
+        "device_networks": m.device_networks.lines().collect::<Vec<_>>(),
+        "proximity": m.proximity,
+    })
+}
+
+fn join_lines<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
+    items
+        .map(|s| s.as_ref().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,707 @@
+//! Domain types, parsed once at the edge: a value of one of these is valid by construction.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::Error;
+
+macro_rules! string_newtype {
+    ($name:ident) => {
+        impl $name {
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+/// A workspace slug: 1–63 lowercase letters, digits and inner dashes (a DNS label).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Slug(String);
+string_newtype!(Slug);
+
+impl Slug {
+    /// # Errors
+    /// When the value is not a valid slug.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        let ok = (1..=63).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !value.starts_with('-')
+            && !value.ends_with('-');
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "slug",
+                format!(
+                    "slug {value:?} must be 1–63 lowercase letters, digits or dashes, \
+                     not starting or ending with a dash"
+                ),
+            ))
+        }
+    }
+}
+
+/// Alphabet of user codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CodeCharset {
+    /// `BCDFGHJKLMNPQRSTVWXZ`: no vowels (no words), no look-alikes.
+    #[default]
+    Base20,
+    Digits,
+}
+
+impl CodeCharset {
+    #[must_use]
+    pub fn alphabet(self) -> &'static [u8] {
+        match self {
+            Self::Base20 => b"BCDFGHJKLMNPQRSTVWXZ",
+            Self::Digits => b"0123456789",
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Base20 => "base20",
+            Self::Digits => "digits",
+        }
+    }
+}
+
+impl FromStr for CodeCharset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "base20" => Ok(Self::Base20),
+            "digits" => Ok(Self::Digits),
+            other => Err(Error::invalid(
+                "user_code_charset",
+                format!("user code charset {other:?} must be base20 or digits"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for CodeCharset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Number of characters in a user code: 6 to 12.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeLength(u8);
+
+impl CodeLength {
+    pub const MIN: u8 = 6;
+    pub const MAX: u8 = 12;
+    pub const DEFAULT: Self = Self(8);
+
+    /// # Errors
+    /// When the value is outside 6..=12.
+    pub fn new(value: i64) -> Result<Self, Error> {
+        u8::try_from(value)
+            .ok()
+            .filter(|v| (Self::MIN..=Self::MAX).contains(v))
+            .map(Self)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "user_code_length",
+                    format!("user code length must be from 6 to 12, not {value}"),
+                )
+            })
+    }
+
+    #[must_use]
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// A duration in whole seconds within the bounds of the setting it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(i64);
+
+impl Seconds {
+    /// # Errors
+    /// When the value is not within `1..=max`.
+    pub fn new(field: &'static str, value: i64, max: i64) -> Result<Self, Error> {
+        if (1..=max).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(Error::invalid(
+                field,
+                format!(
+                    "{} must be a whole number of seconds from 1 to {max}, not {value}",
+                    field.replace('_', " ")
+                ),
+            ))
+        }
+    }
+
+    /// For the built-in defaults, which are in range by construction.
+    pub(crate) const fn trusted(value: i64) -> Self {
+        Self(value)
+    }
+
+    #[must_use]
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A client identifier: 1–128 unreserved URL characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+string_newtype!(ClientId);
+
+impl ClientId {
+    /// # Errors
+    /// When the value has other characters or the wrong length.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        let ok = (1..=128).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "client_id",
+                format!("client_id {value:?} must be 1–128 letters, digits or - . _ ~"),
+            ))
+        }
+    }
+
+    /// A fresh random identifier (128 bits, base64url).
+    #[must_use]
+    pub fn generate() -> Self {
+        use base64::Engine as _;
+        Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(crate::crypto::random_bytes::<16>()),
+        )
+    }
+}
+
+/// An end user's username within a workspace: 1–64 visible characters, no spaces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+string_newtype!(Username);
+
+impl Username {
+    /// # Errors
+    /// When empty, too long, or containing spaces or control characters.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        let ok = !value.is_empty()
+            && value.chars().count() <= 64
+            && value.chars().all(|c| !c.is_whitespace() && !c.is_control());
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "username",
+                "username must be 1–64 characters without spaces",
+            ))
+        }
+    }
+}
+
+/// An email address, checked for shape only (local@domain), stored as given but trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+string_newtype!(Email);
+
+impl Email {
+    /// # Errors
+    /// When the value is not shaped like an address.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        let v = value.trim();
+        let ok = v.len() <= 254
+            && v.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && !domain.is_empty()
+                    && !domain.contains('@')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            })
+            && v.chars().all(|c| !c.is_whitespace() && !c.is_control());
+        if ok {
+            Ok(Self(v.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "email",
+                format!("{v:?} is not an email address"),
+            ))
+        }
+    }
+
+    /// Admin emails compare case-insensitively.
+    #[must_use]
+    pub fn lowercase(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// A password as typed by a person: 8 to 1024 characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl Password {
+    /// # Errors
+    /// When shorter than 8 or longer than 1024 characters.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        let n = value.chars().count();
+        if n == 0 {
+            Err(Error::invalid("password", "password must not be empty"))
+        } else if n < 8 {
+            Err(Error::invalid(
+                "password",
+                "password must have at least 8 characters",
+            ))
+        } else if n > 1024 {
+            Err(Error::invalid(
+                "password",
+                "password must have at most 1024 characters",
+            ))
+        } else {
+            Ok(Self(value.to_owned()))
+        }
+    }
+
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A human-readable name (workspace, client, user): 1–200 characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+string_newtype!(DisplayName);
+
+impl DisplayName {
+    /// # Errors
+    /// When empty after trimming, too long, or holding control characters.
+    pub fn parse(field: &'static str, value: &str) -> Result<Self, Error> {
+        let v = value.trim();
+        if v.is_empty() {
+            Err(Error::invalid(field, format!("{field} must not be empty")))
+        } else if v.chars().count() > 200 {
+            Err(Error::invalid(
+                field,
+                format!("{field} must have at most 200 characters"),
+            ))
+        } else if v.chars().any(char::is_control) {
+            Err(Error::invalid(
+                field,
+                format!("{field} must not contain control characters"),
+            ))
+        } else {
+            Ok(Self(v.to_owned()))
+        }
+    }
+}
+
+/// A grant a client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Grant {
+    DeviceCode,
+    RefreshToken,
+    ClientCredentials,
+    AuthorizationCode,
+}
+
+impl Grant {
+    pub const ALL: [Self; 4] = [
+        Self::DeviceCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+        Self::AuthorizationCode,
+    ];
+
+    /// The short name used by the CLI, the console and the database.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeviceCode => "device_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+            Self::AuthorizationCode => "authorization_code",
+        }
+    }
+
+    /// The `grant_type` value of the token endpoint (RFC 6749, RFC 8628).
+    #[must_use]
+    pub fn grant_type(self) -> &'static str {
+        match self {
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            other => other.as_str(),
+        }
+    }
+}
+
+impl FromStr for Grant {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s || g.grant_type() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "grants",
+                    format!(
+                        "grant {s:?} must be one of device_code, refresh_token, \
+                         client_credentials, authorization_code"
+                    ),
+                )
+            })
+    }
+}
+
+/// The set of grants enabled for a client.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GrantSet(BTreeSet<Grant>);
+
+impl GrantSet {
+    /// # Errors
+    /// When a name is not a known grant.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, Error> {
+        names
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(Grant::from_str)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Reads the stored form; unknown names (from a newer version) are ignored.
+    #[must_use]
+    pub fn from_stored(stored: &str) -> Self {
+        Self(
+            stored
+                .split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+        )
+    }
+
+    #[must_use]
+    pub fn contains(&self, grant: Grant) -> bool {
+        self.0.contains(&grant)
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Grant> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl FromIterator<Grant> for GrantSet {
+    fn from_iter<I: IntoIterator<Item = Grant>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl fmt::Display for GrantSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|g| g.as_str()).collect();
+        f.write_str(&names.join(" "))
+    }
+}
+
+/// A set of scope tokens (RFC 6749 §3.3), kept sorted so that it prints the same way every time.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScopeSet(BTreeSet<String>);
+
+impl ScopeSet {
+    /// Parses a space-separated scope string.
+    ///
+    /// # Errors
+    /// When a token has characters RFC 6749 §3.3 forbids.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        value
+            .split([' ', '\t', '\n', '\r'])
+            .filter(|s| !s.is_empty())
+            .map(|token| {
+                let valid = token.len() <= 128
+                    && token.bytes().all(|b| {
+                        b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
+                    });
+                if valid {
+                    Ok(token.to_owned())
+                } else {
+                    Err(Error::invalid(
+                        "scopes",
+                        format!("scope {token:?} has characters a scope cannot have"),
+                    ))
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Reads the stored form.
+    #[must_use]
+    pub fn from_stored(stored: &str) -> Self {
+        Self(stored.split_whitespace().map(str::to_owned).collect())
+    }
+
+    #[must_use]
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.contains(scope)
+    }
+
+    #[must_use]
+    pub fn is_subset(&self, other: &Self) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// Scopes of `self` that `allowed` lacks.
+    #[must_use]
+    pub fn difference(&self, allowed: &Self) -> Vec<String> {
+        self.0.difference(&allowed.0).cloned().collect()
+    }
+
+    pub fn remove(&mut self, scope: &str) {
+        self.0.remove(scope);
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        f.write_str(&names.join(" "))
+    }
+}
+
+/// A registered redirect URI: absolute, no fragment; `https`, `http` on a loopback host, or a
+/// private-use scheme of a native app (RFC 8252 §7.1, containing a dot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectUri(String);
+string_newtype!(RedirectUri);
+
+impl RedirectUri {
+    /// # Errors
+    /// When the URI is relative, has a fragment, or uses plain http off loopback.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        let bad =
+            |why: &str| Error::invalid("redirect_uris", format!("redirect URI {value:?} {why}"));
+        let url = url::Url::parse(value).map_err(|_| bad("is not an absolute URI"))?;
+        if url.fragment().is_some() {
+            return Err(bad("must not have a fragment"));
+        }
+        match url.scheme() {
+            "https" if url.host().is_some() => {}
+            "http" => {
+                let loopback = match url.host() {
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    Some(url::Host::Domain(d)) => d == "localhost",
+                    None => false,
+                };
+                if !loopback {
+                    return Err(bad(
+                        "must use https (plain http only on a loopback address)",
+                    ));
+                }
+            }
+            s if s.contains('.') => {}
+            _ => {
+                return Err(bad(
+                    "must use https, http on loopback, or a private-use scheme such as com.example.app",
+                ));
+            }
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+/// Who may approve a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    #[default]
+    Everyone,
+    Assigned,
+}
+
+impl Access {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Everyone => "everyone",
+            Self::Assigned => "assigned",
+        }
+    }
+}
+
+impl FromStr for Access {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "everyone" => Ok(Self::Everyone),
+            "assigned" => Ok(Self::Assigned),
+            other => Err(Error::invalid(
+                "access",
+                format!("access {other:?} must be everyone or assigned"),
+            )),
+        }
+    }
+}
+
+/// How the device's network is compared with the approving browser's (BCP 247 §6.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Proximity {
+    Off,
+    #[default]
+    Warn,
+    Require,
+}
+
+impl Proximity {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Warn => "warn",
+            Self::Require => "require",
+        }
+    }
+}
+
+impl FromStr for Proximity {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "off" => Ok(Self::Off),
+            "warn" => Ok(Self::Warn),
+            "require" => Ok(Self::Require),
+            other => Err(Error::invalid(
+                "proximity",
+                format!("proximity {other:?} must be off, warn or require"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for ok in ["default", "a", "acme-tv", "x1"] {
+            assert!(Slug::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "Acme", "a b", "a_b", &"a".repeat(64)] {
+            assert!(Slug::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn code_lengths() {
+        assert!(CodeLength::new(5).is_err());
+        assert!(CodeLength::new(13).is_err());
+        assert_eq!(CodeLength::new(12).unwrap().get(), 12);
+        assert_eq!(CodeLength::new(6).unwrap().get(), 6);
+    }
+
+    #[test]
+    fn charsets() {
+        assert_eq!(
+            "base20".parse::<CodeCharset>().unwrap().alphabet().len(),
+            20
+        );
+        assert_eq!(
+            "digits".parse::<CodeCharset>().unwrap().alphabet().len(),
+            10
+        );
+        assert!("hex".parse::<CodeCharset>().is_err());
+    }
+
+    #[test]
+    fn scopes_parse_sorted_and_reject_bad_tokens() {
+        let s = ScopeSet::parse("openid  email openid").unwrap();
+        assert_eq!(s.to_string(), "email openid");
+        assert!(ScopeSet::parse("bad\"quote").is_err());
+        assert!(ScopeSet::parse("back\\slash").is_err());
+    }
+
+    #[test]
+    fn grants_accept_short_and_uri_names() {
+        let g = GrantSet::parse([
+            "device_code",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "refresh_token",
+        ])
+        .unwrap();
+        assert_eq!(g.to_string(), "device_code refresh_token");
+        assert!(GrantSet::parse(["password"]).is_err());
+    }
+
+    #[test]
+    fn redirect_uris() {
+        for ok in [
+            "https://app.example/cb",
+            "http://127.0.0.1/cb",
+            "http://[::1]:8080/cb",
+            "http://localhost:3000/cb",
+            "com.example.app:/cb",
+        ] {
+            assert!(RedirectUri::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#x",
+            "/cb",
+            "javascript:alert(1)",
+        ] {
+            assert!(RedirectUri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_and_emails() {
+        assert!(Password::parse("").is_err());
+        assert!(Password::parse("short").is_err());
+        assert!(Password::parse("long enough").is_ok());
+        assert!(Email::parse("a@b").is_ok());
+        assert!(Email::parse("ab").is_err());
+        assert!(Email::parse("a@b@c").is_err());
+        assert!(Email::parse("a b@c").is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! Schema history of Vestibule. Each migration is frozen once released: never import entities
+//! here, never edit an applied migration; add a new one instead.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,3 @@
+//! HTTP handlers, grouped by resource.
+
+pub mod health;

@@ -1,0 +1,103 @@
+//! Building and running the HTTP server.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, Service as _};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{App, HttpMessage as _, HttpServer, web};
+use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+use tracing_actix_web::{RequestId, TracingLogger};
+use vestibule_core::Core;
+use vestibule_core::config::Settings;
+
+use crate::routes;
+
+/// A bound, not yet running server. Tests bind port 0 and read the real port from here.
+pub struct Application {
+    port: u16,
+    server: Server,
+    core: Core,
+}
+
+impl Application {
+    /// Opens the database (migrating and bootstrapping it), binds `server.bind` and builds the
+    /// server.
+    ///
+    /// # Errors
+    /// When the database, the master key or the listener cannot be set up.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let (core, report) = Core::open(settings).await?;
+        crate::cli::announce_bootstrap(&report);
+        Self::with_core(core)
+    }
+
+    /// Builds the server on an already opened [`Core`].
+    ///
+    /// # Errors
+    /// When the listener cannot be bound.
+    pub fn with_core(core: Core) -> anyhow::Result<Self> {
+        let bind = core.settings.server.bind;
+        let listener =
+            TcpListener::bind(bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        let port = listener.local_addr()?.port();
+        let metrics = metrics()?;
+        let data = web::Data::new(core.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap_fn(|req, srv| {
+                    let id = req.extensions().get::<RequestId>().copied();
+                    let fut = srv.call(req);
+                    async move {
+                        let mut res = fut.await?;
+                        if let Some(value) =
+                            id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok())
+                        {
+                            res.headers_mut()
+                                .insert(HeaderName::from_static("x-request-id"), value);
+                        }
+                        Ok(res)
+                    }
+                })
+                .wrap(metrics.clone())
+                .wrap(TracingLogger::default())
+                .app_data(data.clone())
+                .service(routes::health::healthz)
+                .service(routes::health::readyz)
+                .configure(vestibule_console::configure)
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        tracing::info!(%bind, port, "listening");
+        Ok(Self { port, server, core })
+    }
+
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    #[must_use]
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests and returns.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Request counts by route and status, and a latency histogram, on a registry of this app's
+/// own (so several apps in one process do not share counters).
+fn metrics() -> anyhow::Result<PrometheusMetrics> {
+    PrometheusMetricsBuilder::new("vestibule")
+        .endpoint("/metrics")
+        .registry(prometheus::Registry::new())
+        .mask_unmatched_patterns("UNMATCHED")
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))
+}
