@@ -1,1 +1,9 @@
-fn main() {}
+//! Integration tests: the real application on a random port against a fresh database per test
+//! (a temporary SQLite file, or a fresh PostgreSQL database when `VESTIBULE_TEST_DATABASE_URL`
+//! is set), spoken to over HTTP or through the `vestibule` binary, as clients would.
+
+mod helpers;
+
+mod cli;
+mod config;
+mod server;

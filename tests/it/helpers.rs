@@ -1,0 +1,236 @@
+//! Test harness: fresh databases, the app on port 0, and the `vestibule` binary.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use sea_orm::{ConnectionTrait as _, Database};
+use vestibule_core::Core;
+use vestibule_core::config::Settings;
+use vestibule_server::Application;
+
+pub const ADMIN_EMAIL: &str = "root@example.test";
+pub const ADMIN_PASSWORD: &str = "bootstrap-password";
+
+/// A database used by one test only, removed afterwards.
+pub struct TestDb {
+    pub url: String,
+    /// For PostgreSQL: the server URL to drop the database through, and its name.
+    postgres: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A fresh database: PostgreSQL when `VESTIBULE_TEST_DATABASE_URL` is set, else SQLite in
+    /// a temporary directory. Under `CI=true` an unreachable PostgreSQL fails the test.
+    pub async fn new() -> Self {
+        match std::env::var("VESTIBULE_TEST_DATABASE_URL") {
+            Ok(server) if !server.is_empty() => Self::postgres(server).await,
+            _ => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/test.db?mode=rwc", dir.path().display());
+                Self {
+                    url,
+                    postgres: None,
+                    _dir: Some(dir),
+                }
+            }
+        }
+    }
+
+    async fn postgres(server: String) -> Self {
+        let name = format!("vestibule_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(server.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("VESTIBULE_TEST_DATABASE_URL is set but unreachable: {e}"));
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create test database");
+        let _ = admin.close().await;
+        let mut url = url::Url::parse(&server).expect("VESTIBULE_TEST_DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        Self {
+            url: url.to_string(),
+            postgres: Some((server, name)),
+            _dir: None,
+        }
+    }
+
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop needs its own runtime: the test's may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(admin) = Database::connect(server.as_str()).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Environment for a test instance: its own data directory and database.
+pub fn base_env(db: &TestDb, data_dir: &Path) -> HashMap<String, String> {
+    HashMap::from([
+        ("VESTIBULE__SERVER__BIND".into(), "127.0.0.1:0".into()),
+        ("VESTIBULE__SERVER__DATA_DIR".into(), data_dir.display().to_string()),
+        ("VESTIBULE__DATABASE__URL".into(), db.url.clone()),
+        ("VESTIBULE__DATABASE__MAX_CONNECTIONS".into(), "5".into()),
+        ("VESTIBULE__BOOTSTRAP__ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
+        ("VESTIBULE__BOOTSTRAP__ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+        ("VESTIBULE__LOG__LEVEL".into(), "warn".into()),
+    ])
+}
+
+/// A running application.
+pub struct TestApp {
+    pub address: String,
+    pub core: Core,
+    pub client: reqwest::Client,
+    _db: TestDb,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the app with extra environment settings applied by `customize`.
+    pub async fn spawn_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> Self {
+        let db = TestDb::new().await;
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut env = base_env(&db, data_dir.path());
+        customize(&mut env);
+        let settings = Settings::load_from(None, env).expect("test settings");
+        let app = Application::build(settings).await.expect("app builds");
+        let port = app.port();
+        let core = app.core().clone();
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .expect("http client");
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            core,
+            client,
+            _db: db,
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+}
+
+/// The `vestibule` binary run against one database and data directory.
+pub struct Cli {
+    pub db: TestDb,
+    pub dir: tempfile::TempDir,
+    pub env: HashMap<String, String>,
+}
+
+/// What a command printed and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        assert_eq!(self.code, 0, "command failed: {}", self.stderr);
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    /// Asserts a failure with the given status whose message contains `needle`.
+    pub fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "stdout: {} stderr: {}", self.stdout, self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "stderr should mention {needle:?}: {}",
+            self.stderr
+        );
+        assert!(self.stdout.trim().is_empty(), "nothing on stdout after a failure: {}", self.stdout);
+    }
+}
+
+impl Cli {
+    pub async fn new() -> Self {
+        let db = TestDb::new().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = base_env(&db, &dir.path().join("data"));
+        Self { db, dir, env }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, None, &self.env)
+    }
+
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        self.run_with(args, Some(stdin), &self.env)
+    }
+
+    pub fn run_with(&self, args: &[&str], stdin: Option<&str>, env: &HashMap<String, String>) -> Run {
+        run_binary(self.dir.path(), args, stdin, env)
+    }
+
+    /// A connection to the same database, to check what was (not) written.
+    pub async fn connect(&self) -> sea_orm::DatabaseConnection {
+        Database::connect(self.db.url.as_str()).await.expect("connect to test database")
+    }
+}
+
+/// Runs the binary in `cwd` with only the given `VESTIBULE*` variables.
+pub fn run_binary(cwd: &Path, args: &[&str], stdin: Option<&str>, env: &HashMap<String, String>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vestibule"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VESTIBULE") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(cwd)
+        .args(args)
+        .envs(env)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn vestibule");
+    if let Some(input) = stdin {
+        use std::io::Write as _;
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    let Output { status, stdout, stderr } = child.wait_with_output().expect("wait for vestibule");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
