@@ -22,7 +22,12 @@ async fn migrate_is_idempotent_and_bootstraps() {
     let cli = Cli::new().await;
     let first = cli.run(&["migrate"]).json();
     let names = first["migrations"].as_array().unwrap();
-    assert!(names.iter().any(|n| n.as_str().unwrap().ends_with("_initial")), "{first}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.as_str().unwrap().ends_with("_initial")),
+        "{first}"
+    );
     let second = cli.run(&["migrate"]).json();
     assert_eq!(first, second);
     // Bootstrap ran: the default workspace and the configured admin exist, once.
@@ -60,17 +65,26 @@ async fn random_bootstrap_password_is_printed_once_and_master_key_is_private() {
         .unwrap_or_else(|| panic!("password announced: {}", first.stderr));
     let password = line.rsplit(' ').next().unwrap().trim();
     assert!(first.stderr.contains("admin@localhost"));
-    assert!(!first.stdout.contains(password), "the password stays off stdout");
+    assert!(
+        !first.stdout.contains(password),
+        "the password stays off stdout"
+    );
 
     let db = cli.connect().await;
     let admins = admin::Entity::find().all(&db).await.unwrap();
     assert_eq!(admins.len(), 1);
     assert_eq!(admins[0].email, "admin@localhost");
-    assert!(vestibule_core::crypto::password::verify(password, &admins[0].password_hash));
+    assert!(vestibule_core::crypto::password::verify(
+        password,
+        &admins[0].password_hash
+    ));
 
     let second = cli.run_with(&["migrate"], None, &env);
     assert_eq!(second.code, 0);
-    assert!(!second.stderr.contains("shown only this once"), "printed once only");
+    assert!(
+        !second.stderr.contains("shown only this once"),
+        "printed once only"
+    );
 
     let key = cli.data_dir().join("master.key");
     let mode = std::fs::metadata(&key).unwrap().permissions().mode();
@@ -81,21 +95,70 @@ async fn random_bootstrap_password_is_printed_once_and_master_key_is_private() {
 async fn admin_create_and_its_errors() {
     let cli = Cli::new().await;
     let out = cli
-        .run_stdin(&["admin", "create", "--email", "Ops@Example.test", "--password-stdin"], "a long password\n")
+        .run_stdin(
+            &[
+                "admin",
+                "create",
+                "--email",
+                "Ops@Example.test",
+                "--password-stdin",
+            ],
+            "a long password\n",
+        )
         .json();
     assert_eq!(out["email"], "ops@example.test");
     let before = counts(&cli).await;
 
-    cli.run_stdin(&["admin", "create", "--email", "ops@example.test", "--password-stdin"], "a long password\n")
-        .fails(1, "already exists");
-    cli.run_stdin(&["admin", "create", "--email", "new@example.test", "--password-stdin"], "")
-        .fails(1, "password must not be empty");
-    cli.run_stdin(&["admin", "create", "--email", "new@example.test", "--password-stdin"], "short\n")
-        .fails(1, "at least 8");
-    cli.run_stdin(&["admin", "create", "--email", "not-an-email", "--password-stdin"], "a long password\n")
-        .fails(1, "not an email address");
+    cli.run_stdin(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "ops@example.test",
+            "--password-stdin",
+        ],
+        "a long password\n",
+    )
+    .fails(1, "already exists");
+    cli.run_stdin(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "new@example.test",
+            "--password-stdin",
+        ],
+        "",
+    )
+    .fails(1, "password must not be empty");
+    cli.run_stdin(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "new@example.test",
+            "--password-stdin",
+        ],
+        "short\n",
+    )
+    .fails(1, "at least 8");
+    cli.run_stdin(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "not-an-email",
+            "--password-stdin",
+        ],
+        "a long password\n",
+    )
+    .fails(1, "not an email address");
     let missing_flag = cli.run(&["admin", "create", "--email", "x@example.test"]);
-    assert_eq!(missing_flag.code, 2, "clap usage error: {}", missing_flag.stderr);
+    assert_eq!(
+        missing_flag.code, 2,
+        "clap usage error: {}",
+        missing_flag.stderr
+    );
     assert!(missing_flag.stderr.contains("--password-stdin"));
     assert_eq!(counts(&cli).await, before, "failed commands wrote nothing");
 }
@@ -105,9 +168,23 @@ async fn workspace_create_update_and_validation() {
     let cli = Cli::new().await;
     let ws = cli
         .run(&[
-            "workspace", "create", "tv", "--name", "Living room", "--user-code-length", "6",
-            "--user-code-charset", "digits", "--device-code-ttl", "120", "--polling-interval", "2",
-            "--dynamic-registration", "on", "--new-device-email", "off",
+            "workspace",
+            "create",
+            "tv",
+            "--name",
+            "Living room",
+            "--user-code-length",
+            "6",
+            "--user-code-charset",
+            "digits",
+            "--device-code-ttl",
+            "120",
+            "--polling-interval",
+            "2",
+            "--dynamic-registration",
+            "on",
+            "--new-device-email",
+            "off",
         ])
         .json();
     assert_eq!(ws["slug"], "tv");
@@ -125,14 +202,35 @@ async fn workspace_create_update_and_validation() {
     let cases: &[(&[&str], &str)] = &[
         (&["workspace", "create", "Bad Slug"], "slug"),
         (&["workspace", "create", "x-"], "slug"),
-        (&["workspace", "create", "ok", "--user-code-length", "5"], "from 6 to 12"),
-        (&["workspace", "create", "ok", "--user-code-length", "13"], "from 6 to 12"),
-        (&["workspace", "create", "ok", "--user-code-charset", "hex"], "base20 or digits"),
-        (&["workspace", "create", "ok", "--device-code-ttl", "0"], "device code ttl"),
-        (&["workspace", "create", "ok", "--polling-interval", "-1"], "polling interval"),
+        (
+            &["workspace", "create", "ok", "--user-code-length", "5"],
+            "from 6 to 12",
+        ),
+        (
+            &["workspace", "create", "ok", "--user-code-length", "13"],
+            "from 6 to 12",
+        ),
+        (
+            &["workspace", "create", "ok", "--user-code-charset", "hex"],
+            "base20 or digits",
+        ),
+        (
+            &["workspace", "create", "ok", "--device-code-ttl", "0"],
+            "device code ttl",
+        ),
+        (
+            &["workspace", "create", "ok", "--polling-interval", "-1"],
+            "polling interval",
+        ),
         (&["workspace", "create", "tv"], "already exists"),
-        (&["workspace", "update", "nope", "--user-code-length", "9"], "no workspace"),
-        (&["workspace", "update", "tv", "--user-code-length", "99"], "from 6 to 12"),
+        (
+            &["workspace", "update", "nope", "--user-code-length", "9"],
+            "no workspace",
+        ),
+        (
+            &["workspace", "update", "tv", "--user-code-length", "99"],
+            "from 6 to 12",
+        ),
     ];
     for (args, needle) in cases {
         cli.run(args).fails(1, needle);
@@ -140,19 +238,40 @@ async fn workspace_create_update_and_validation() {
     assert_eq!(counts(&cli).await, before, "failed commands wrote nothing");
 
     let updated = cli
-        .run(&["workspace", "update", "tv", "--user-code-length", "12", "--user-code-charset", "base20", "--audience", "https://api.example"])
+        .run(&[
+            "workspace",
+            "update",
+            "tv",
+            "--user-code-length",
+            "12",
+            "--user-code-charset",
+            "base20",
+            "--audience",
+            "https://api.example",
+        ])
         .json();
     assert_eq!(updated["user_code_length"], 12);
     assert_eq!(updated["user_code_charset"], "base20");
     assert_eq!(updated["audience"], "https://api.example");
-    assert_eq!(updated["device_code_ttl"], 120, "untouched settings keep their value");
+    assert_eq!(
+        updated["device_code_ttl"], 120,
+        "untouched settings keep their value"
+    );
 }
 
 #[tokio::test]
 async fn client_create_public_and_confidential() {
     let cli = Cli::new().await;
     let public = cli
-        .run(&["client", "create", "--workspace", "default", "--name", "TV app", "--public"])
+        .run(&[
+            "client",
+            "create",
+            "--workspace",
+            "default",
+            "--name",
+            "TV app",
+            "--public",
+        ])
         .json();
     assert!(public["client_secret"].is_null());
     assert_eq!(public["public"], true);
@@ -161,9 +280,22 @@ async fn client_create_public_and_confidential() {
 
     let confidential = cli
         .run(&[
-            "client", "create", "--workspace", "default", "--name", "Backend", "--client-id", "backend-1",
-            "--grant", "device_code", "--grant", "refresh_token", "--grant", "client_credentials",
-            "--scope", "openid profile",
+            "client",
+            "create",
+            "--workspace",
+            "default",
+            "--name",
+            "Backend",
+            "--client-id",
+            "backend-1",
+            "--grant",
+            "device_code",
+            "--grant",
+            "refresh_token",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "openid profile",
         ])
         .json();
     assert_eq!(confidential["client_id"], "backend-1");
@@ -176,20 +308,132 @@ async fn client_create_public_and_confidential() {
     let hash = backend.secret_hash.as_deref().unwrap();
     assert_ne!(hash, secret, "the secret is not stored in clear");
     assert!(!hash.contains(secret));
-    assert!(stored.iter().find(|c| c.public).unwrap().secret_hash.is_none());
+    assert!(
+        stored
+            .iter()
+            .find(|c| c.public)
+            .unwrap()
+            .secret_hash
+            .is_none()
+    );
 
     let before = counts(&cli).await;
     let cases: &[(&[&str], &str)] = &[
-        (&["client", "create", "--workspace", "nope", "--name", "X"], "no workspace"),
-        (&["client", "create", "--workspace", "default", "--name", "X", "--grant", "password"], "grant"),
-        (&["client", "create", "--workspace", "default", "--name", "X", "--grant", "authorization_code"], "redirect URI"),
-        (&["client", "create", "--workspace", "default", "--name", "X", "--grant", "authorization_code", "--redirect-uri", "http://evil.example/cb"], "https"),
-        (&["client", "create", "--workspace", "default", "--name", "X", "--public", "--grant", "client_credentials"], "public client"),
-        (&["client", "create", "--workspace", "default", "--name", "X", "--client-id", "backend-1"], "already taken"),
-        (&["client", "create", "--workspace", "default", "--name", "X", "--client-id", "bad id"], "client_id"),
-        (&["client", "create", "--workspace", "default", "--name", "  "], "name must not be empty"),
-        (&["client", "create", "--workspace", "default", "--name", "X", "--access", "some"], "everyone or assigned"),
-        (&["client", "create", "--workspace", "default", "--name", "X", "--scope", "a\"b"], "scope"),
+        (
+            &["client", "create", "--workspace", "nope", "--name", "X"],
+            "no workspace",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--workspace",
+                "default",
+                "--name",
+                "X",
+                "--grant",
+                "password",
+            ],
+            "grant",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--workspace",
+                "default",
+                "--name",
+                "X",
+                "--grant",
+                "authorization_code",
+            ],
+            "redirect URI",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--workspace",
+                "default",
+                "--name",
+                "X",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                "http://evil.example/cb",
+            ],
+            "https",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--workspace",
+                "default",
+                "--name",
+                "X",
+                "--public",
+                "--grant",
+                "client_credentials",
+            ],
+            "public client",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--workspace",
+                "default",
+                "--name",
+                "X",
+                "--client-id",
+                "backend-1",
+            ],
+            "already taken",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--workspace",
+                "default",
+                "--name",
+                "X",
+                "--client-id",
+                "bad id",
+            ],
+            "client_id",
+        ),
+        (
+            &["client", "create", "--workspace", "default", "--name", "  "],
+            "name must not be empty",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--workspace",
+                "default",
+                "--name",
+                "X",
+                "--access",
+                "some",
+            ],
+            "everyone or assigned",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--workspace",
+                "default",
+                "--name",
+                "X",
+                "--scope",
+                "a\"b",
+            ],
+            "scope",
+        ),
     ];
     for (args, needle) in cases {
         cli.run(args).fails(1, needle);
@@ -203,7 +447,19 @@ async fn user_create_and_its_errors() {
     cli.run(&["workspace", "create", "other"]).json();
     let u = cli
         .run_stdin(
-            &["user", "create", "--workspace", "default", "--username", "alice", "--email", "alice@example.test", "--name", "Alice", "--password-stdin"],
+            &[
+                "user",
+                "create",
+                "--workspace",
+                "default",
+                "--username",
+                "alice",
+                "--email",
+                "alice@example.test",
+                "--name",
+                "Alice",
+                "--password-stdin",
+            ],
             "alice's password\n",
         )
         .json();
@@ -211,22 +467,111 @@ async fn user_create_and_its_errors() {
     assert_eq!(u["email"], "alice@example.test");
     assert!(u.get("password_hash").is_none());
     // The same username in another workspace is another person.
-    cli.run_stdin(&["user", "create", "--workspace", "other", "--username", "alice", "--password-stdin"], "password two\n")
-        .json();
+    cli.run_stdin(
+        &[
+            "user",
+            "create",
+            "--workspace",
+            "other",
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        "password two\n",
+    )
+    .json();
 
     let db = cli.connect().await;
     let users = user::Entity::find().all(&db).await.unwrap();
-    assert!(users.iter().all(|u| u.password_hash.starts_with("$argon2id$") && !u.password_hash.contains("password")));
+    assert!(users.iter().all(
+        |u| u.password_hash.starts_with("$argon2id$") && !u.password_hash.contains("password")
+    ));
 
     let before = counts(&cli).await;
     let pw = "a fine password\n";
     let cases: &[(&[&str], &str, &str)] = &[
-        (&["user", "create", "--workspace", "default", "--username", "alice", "--password-stdin"], pw, "already taken"),
-        (&["user", "create", "--workspace", "default", "--username", "bob", "--email", "alice@example.test", "--password-stdin"], pw, "already belongs"),
-        (&["user", "create", "--workspace", "nope", "--username", "bob", "--password-stdin"], pw, "no workspace"),
-        (&["user", "create", "--workspace", "default", "--username", "bob", "--password-stdin"], "", "password must not be empty"),
-        (&["user", "create", "--workspace", "default", "--username", "b o b", "--password-stdin"], pw, "username"),
-        (&["user", "create", "--workspace", "default", "--username", "bob", "--email", "bob", "--password-stdin"], pw, "email"),
+        (
+            &[
+                "user",
+                "create",
+                "--workspace",
+                "default",
+                "--username",
+                "alice",
+                "--password-stdin",
+            ],
+            pw,
+            "already taken",
+        ),
+        (
+            &[
+                "user",
+                "create",
+                "--workspace",
+                "default",
+                "--username",
+                "bob",
+                "--email",
+                "alice@example.test",
+                "--password-stdin",
+            ],
+            pw,
+            "already belongs",
+        ),
+        (
+            &[
+                "user",
+                "create",
+                "--workspace",
+                "nope",
+                "--username",
+                "bob",
+                "--password-stdin",
+            ],
+            pw,
+            "no workspace",
+        ),
+        (
+            &[
+                "user",
+                "create",
+                "--workspace",
+                "default",
+                "--username",
+                "bob",
+                "--password-stdin",
+            ],
+            "",
+            "password must not be empty",
+        ),
+        (
+            &[
+                "user",
+                "create",
+                "--workspace",
+                "default",
+                "--username",
+                "b o b",
+                "--password-stdin",
+            ],
+            pw,
+            "username",
+        ),
+        (
+            &[
+                "user",
+                "create",
+                "--workspace",
+                "default",
+                "--username",
+                "bob",
+                "--email",
+                "bob",
+                "--password-stdin",
+            ],
+            pw,
+            "email",
+        ),
     ];
     for (args, stdin, needle) in cases {
         cli.run_stdin(args, stdin).fails(1, needle);
@@ -238,7 +583,16 @@ async fn user_create_and_its_errors() {
 async fn every_command_writes_an_audit_event() {
     let cli = Cli::new().await;
     cli.run(&["workspace", "create", "audited"]).json();
-    cli.run(&["client", "create", "--workspace", "audited", "--name", "C", "--public"]).json();
+    cli.run(&[
+        "client",
+        "create",
+        "--workspace",
+        "audited",
+        "--name",
+        "C",
+        "--public",
+    ])
+    .json();
     let db = cli.connect().await;
     let events = audit_event::Entity::find()
         .order_by_asc(audit_event::Column::Id)

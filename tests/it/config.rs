@@ -31,19 +31,31 @@ async fn file_sources_and_their_precedence() {
 
     // VESTIBULE_CONFIG beats ./vestibule.toml.
     let mut with_var = env.clone();
-    with_var.insert("VESTIBULE_CONFIG".into(), root.join("var.toml").display().to_string());
+    with_var.insert(
+        "VESTIBULE_CONFIG".into(),
+        root.join("var.toml").display().to_string(),
+    );
     assert_eq!(run_binary(root, &["migrate"], None, &with_var).code, 0);
     assert!(from_var.join("master.key").exists());
 
     // --config beats VESTIBULE_CONFIG.
     let flag = root.join("flag.toml").display().to_string();
-    assert_eq!(run_binary(root, &["--config", &flag, "migrate"], None, &with_var).code, 0);
+    assert_eq!(
+        run_binary(root, &["--config", &flag, "migrate"], None, &with_var).code,
+        0
+    );
     assert!(from_flag.join("master.key").exists());
 
     // The environment beats every file.
     let mut with_env = with_var.clone();
-    with_env.insert("VESTIBULE__SERVER__DATA_DIR".into(), from_env.display().to_string());
-    assert_eq!(run_binary(root, &["--config", &flag, "migrate"], None, &with_env).code, 0);
+    with_env.insert(
+        "VESTIBULE__SERVER__DATA_DIR".into(),
+        from_env.display().to_string(),
+    );
+    assert_eq!(
+        run_binary(root, &["--config", &flag, "migrate"], None, &with_env).code,
+        0
+    );
     assert!(from_env.join("master.key").exists());
 }
 
@@ -52,15 +64,39 @@ async fn bad_configuration_exits_2_naming_the_key() {
     let cli = Cli::new().await;
     let root = cli.dir.path();
     std::fs::write(root.join("broken.toml"), "[server\nbind = ").unwrap();
-    std::fs::write(root.join("range.toml"), "[security]\nuser_code_max_failures = 0\n").unwrap();
+    std::fs::write(
+        root.join("range.toml"),
+        "[security]\nuser_code_max_failures = 0\n",
+    )
+    .unwrap();
     let env_cases: &[(&str, &str, &str)] = &[
-        ("VESTIBULE__DATABASE__URL", "mysql://localhost/v", "database.url"),
+        (
+            "VESTIBULE__DATABASE__URL",
+            "mysql://localhost/v",
+            "database.url",
+        ),
         ("VESTIBULE__SERVER__BIND", "localhost:http", "server.bind"),
-        ("VESTIBULE__SERVER__PUBLIC_URL", "example.com", "server.public_url"),
-        ("VESTIBULE__DATABASE__MAX_CONNECTIONS", "100000", "database.max_connections"),
-        ("VESTIBULE__SECURITY__MASTER_KEY", "dG9vIHNob3J0", "security.master_key"),
+        (
+            "VESTIBULE__SERVER__PUBLIC_URL",
+            "example.com",
+            "server.public_url",
+        ),
+        (
+            "VESTIBULE__DATABASE__MAX_CONNECTIONS",
+            "100000",
+            "database.max_connections",
+        ),
+        (
+            "VESTIBULE__SECURITY__MASTER_KEY",
+            "dG9vIHNob3J0",
+            "security.master_key",
+        ),
         ("VESTIBULE__LOG__FORMAT", "yaml", "log.format"),
-        ("VESTIBULE__BOOTSTRAP__ADMIN_PASSWORD", "short", "bootstrap.admin_password"),
+        (
+            "VESTIBULE__BOOTSTRAP__ADMIN_PASSWORD",
+            "short",
+            "bootstrap.admin_password",
+        ),
     ];
     for (key, value, named) in env_cases {
         let mut env = cli.env.clone();
@@ -68,7 +104,11 @@ async fn bad_configuration_exits_2_naming_the_key() {
         for args in [&["migrate"][..], &["serve"][..]] {
             let run = run_binary(root, args, None, &env);
             assert_eq!(run.code, 2, "{key}={value} {args:?}: {}", run.stderr);
-            let lines: Vec<&str> = run.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            let lines: Vec<&str> = run
+                .stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect();
             assert_eq!(lines.len(), 1, "one line: {}", run.stderr);
             assert!(lines[0].contains(named), "{key}: {}", lines[0]);
         }
@@ -85,7 +125,10 @@ async fn bad_configuration_exits_2_naming_the_key() {
         assert!(run.stderr.contains(named), "{file}: {}", run.stderr);
     }
     let mut env: HashMap<String, String> = cli.env.clone();
-    env.insert("VESTIBULE_CONFIG".into(), root.join("missing.toml").display().to_string());
+    env.insert(
+        "VESTIBULE_CONFIG".into(),
+        root.join("missing.toml").display().to_string(),
+    );
     let run = run_binary(root, &["migrate"], None, &env);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("VESTIBULE_CONFIG"), "{}", run.stderr);

@@ -56,7 +56,6 @@ impl TestDb {
             _dir: None,
         }
     }
-
 }
 
 impl Drop for TestDb {
@@ -73,7 +72,9 @@ impl Drop for TestDb {
             rt.block_on(async {
                 if let Ok(admin) = Database::connect(server.as_str()).await {
                     let _ = admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
                         .await;
                     let _ = admin.close().await;
                 }
@@ -87,11 +88,20 @@ impl Drop for TestDb {
 pub fn base_env(db: &TestDb, data_dir: &Path) -> HashMap<String, String> {
     HashMap::from([
         ("VESTIBULE__SERVER__BIND".into(), "127.0.0.1:0".into()),
-        ("VESTIBULE__SERVER__DATA_DIR".into(), data_dir.display().to_string()),
+        (
+            "VESTIBULE__SERVER__DATA_DIR".into(),
+            data_dir.display().to_string(),
+        ),
         ("VESTIBULE__DATABASE__URL".into(), db.url.clone()),
         ("VESTIBULE__DATABASE__MAX_CONNECTIONS".into(), "5".into()),
-        ("VESTIBULE__BOOTSTRAP__ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
-        ("VESTIBULE__BOOTSTRAP__ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+        (
+            "VESTIBULE__BOOTSTRAP__ADMIN_EMAIL".into(),
+            ADMIN_EMAIL.into(),
+        ),
+        (
+            "VESTIBULE__BOOTSTRAP__ADMIN_PASSWORD".into(),
+            ADMIN_PASSWORD.into(),
+        ),
         ("VESTIBULE__LOG__LEVEL".into(), "warn".into()),
     ])
 }
@@ -140,7 +150,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 }
 
@@ -167,13 +181,21 @@ impl Run {
 
     /// Asserts a failure with the given status whose message contains `needle`.
     pub fn fails(&self, code: i32, needle: &str) {
-        assert_eq!(self.code, code, "stdout: {} stderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "stdout: {} stderr: {}",
+            self.stdout, self.stderr
+        );
         assert!(
             self.stderr.contains(needle),
             "stderr should mention {needle:?}: {}",
             self.stderr
         );
-        assert!(self.stdout.trim().is_empty(), "nothing on stdout after a failure: {}", self.stdout);
+        assert!(
+            self.stdout.trim().is_empty(),
+            "nothing on stdout after a failure: {}",
+            self.stdout
+        );
     }
 }
 
@@ -197,18 +219,30 @@ impl Cli {
         self.run_with(args, Some(stdin), &self.env)
     }
 
-    pub fn run_with(&self, args: &[&str], stdin: Option<&str>, env: &HashMap<String, String>) -> Run {
+    pub fn run_with(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &HashMap<String, String>,
+    ) -> Run {
         run_binary(self.dir.path(), args, stdin, env)
     }
 
     /// A connection to the same database, to check what was (not) written.
     pub async fn connect(&self) -> sea_orm::DatabaseConnection {
-        Database::connect(self.db.url.as_str()).await.expect("connect to test database")
+        Database::connect(self.db.url.as_str())
+            .await
+            .expect("connect to test database")
     }
 }
 
 /// Runs the binary in `cwd` with only the given `VESTIBULE*` variables.
-pub fn run_binary(cwd: &Path, args: &[&str], stdin: Option<&str>, env: &HashMap<String, String>) -> Run {
+pub fn run_binary(
+    cwd: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &HashMap<String, String>,
+) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vestibule"));
     for (key, _) in std::env::vars() {
         if key.starts_with("VESTIBULE") || key == "RUST_LOG" {
@@ -218,7 +252,11 @@ pub fn run_binary(cwd: &Path, args: &[&str], stdin: Option<&str>, env: &HashMap<
     cmd.current_dir(cwd)
         .args(args)
         .envs(env)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn vestibule");
@@ -227,7 +265,11 @@ pub fn run_binary(cwd: &Path, args: &[&str], stdin: Option<&str>, env: &HashMap<
         let mut pipe = child.stdin.take().expect("stdin");
         pipe.write_all(input.as_bytes()).expect("write stdin");
     }
-    let Output { status, stdout, stderr } = child.wait_with_output().expect("wait for vestibule");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("wait for vestibule");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

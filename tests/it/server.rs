@@ -11,9 +11,15 @@ async fn health_ready_and_request_id() {
     let app = TestApp::spawn().await;
     let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200);
-    let id = health.headers().get("x-request-id").expect("request id header");
+    let id = health
+        .headers()
+        .get("x-request-id")
+        .expect("request id header");
     assert_eq!(id.to_str().unwrap().len(), 36);
-    assert_eq!(health.json::<serde_json::Value>().await.unwrap()["status"], "ok");
+    assert_eq!(
+        health.json::<serde_json::Value>().await.unwrap()["status"],
+        "ok"
+    );
 
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 200);
@@ -36,18 +42,28 @@ async fn metrics_count_requests_by_route_and_status() {
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     assert!(
-        text.contains(r#"vestibule_http_requests_total{endpoint="/healthz",method="GET",status="200"} 3"#),
+        text.contains(
+            r#"vestibule_http_requests_total{endpoint="/healthz",method="GET",status="200"} 3"#
+        ),
         "{text}"
     );
-    assert!(text.contains("vestibule_http_requests_duration_seconds_bucket"), "latency histogram");
-    assert!(text.contains(r#"endpoint="UNMATCHED""#), "unknown paths are not labels of their own");
+    assert!(
+        text.contains("vestibule_http_requests_duration_seconds_bucket"),
+        "latency histogram"
+    );
+    assert!(
+        text.contains(r#"endpoint="UNMATCHED""#),
+        "unknown paths are not labels of their own"
+    );
     assert!(!text.contains("/no/such/page"));
 }
 
 #[tokio::test]
 async fn bootstrap_makes_a_working_default_install() {
     let app = TestApp::spawn().await;
-    let ws = vestibule_core::services::workspaces::get(&app.core.db, "default").await.unwrap();
+    let ws = vestibule_core::services::workspaces::get(&app.core.db, "default")
+        .await
+        .unwrap();
     assert!(ws.device_flow_enabled);
     assert_eq!(ws.user_code_length, 8);
 }
@@ -97,13 +113,19 @@ async fn serve_stops_gracefully_on_sigterm() {
     }
     assert!(healthy, "the served binary answers /healthz");
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(15), tokio::task::spawn_blocking(move || child.wait()))
-        .await
-        .expect("stops within 15 s")
-        .unwrap()
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
         .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(
+        Duration::from_secs(15),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .expect("stops within 15 s")
+    .unwrap()
+    .unwrap();
     let log = log.join().unwrap();
     assert!(status.success(), "exit status {status:?}: {log}");
     assert!(log.contains("stopped"), "{log}");

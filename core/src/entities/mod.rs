@@ -3,5 +3,9 @@
 pub mod admin;
 pub mod audit_event;
 pub mod client;
+pub mod consent;
+pub mod device_grant;
+pub mod refresh_token;
+pub mod signing_key;
 pub mod user;
 pub mod workspace;
