@@ -5,6 +5,7 @@ pub mod crypto;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod oauth;
 pub mod services;
 pub mod types;
 
@@ -27,6 +28,10 @@ pub struct Core {
     pub settings: Arc<config::Settings>,
     pub db: DatabaseConnection,
     pub keyring: Arc<crypto::Keyring>,
+    /// When each pending grant was last polled (per instance).
+    pub polls: Arc<services::device_grants::PollTracker>,
+    /// Unsealed signing keys, briefly cached.
+    pub keys: Arc<services::keys::KeyCache>,
 }
 
 impl Core {
@@ -43,12 +48,14 @@ impl Core {
         let keyring = crypto::Keyring::new(&master)?;
         let db = db::connect(&settings.database).await?;
         db::migrate(&db).await?;
-        let report = services::bootstrap::ensure(&db, &settings.bootstrap).await?;
+        let report = services::bootstrap::ensure(&db, &keyring, &settings.bootstrap).await?;
         Ok((
             Self {
                 settings: Arc::new(settings),
                 db,
                 keyring: Arc::new(keyring),
+                polls: Arc::default(),
+                keys: Arc::default(),
             },
             report,
         ))

@@ -500,6 +500,10 @@ impl ScopeSet {
     pub fn remove(&mut self, scope: &str) {
         self.0.remove(scope);
     }
+
+    pub fn insert(&mut self, scope: &str) {
+        self.0.insert(scope.to_owned());
+    }
 }
 
 impl fmt::Display for ScopeSet {
@@ -703,5 +707,117 @@ mod tests {
         assert!(Email::parse("ab").is_err());
         assert!(Email::parse("a@b@c").is_err());
         assert!(Email::parse("a b@c").is_err());
+    }
+}
+
+/// A user code in normalized form: the workspace's alphabet only, upper case, no separators.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct UserCode(String);
+
+impl fmt::Debug for UserCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UserCode(<redacted>)")
+    }
+}
+
+impl UserCode {
+    /// Draws `length` characters uniformly from the charset (rejection sampling, a CSPRNG).
+    #[must_use]
+    pub fn generate(charset: CodeCharset, length: CodeLength) -> Self {
+        let alphabet = charset.alphabet();
+        let bound = u32::try_from(alphabet.len()).unwrap_or(u32::MAX);
+        Self(
+            (0..length.get())
+                .map(|_| char::from(alphabet[crate::crypto::random_below(bound) as usize]))
+                .collect(),
+        )
+    }
+
+    /// Normalizes what a person typed: case, spaces and dashes are ignored. `None` when what
+    /// is left cannot be a user code of any workspace (wrong characters or length).
+    #[must_use]
+    pub fn normalize(input: &str) -> Option<Self> {
+        let code: String = input
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let len_ok = (usize::from(CodeLength::MIN)..=usize::from(CodeLength::MAX)).contains(&code.len());
+        let chars_ok = code
+            .bytes()
+            .all(|b| CodeCharset::Base20.alphabet().contains(&b) || b.is_ascii_digit());
+        (len_ok && chars_ok).then_some(Self(code))
+    }
+
+    /// The normalized form (what is hashed).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Grouped for reading: groups of 3 or 4, larger first (`BCDF-GHJK`, `123-456`,
+    /// `1234-567-890`).
+    #[must_use]
+    pub fn display(&self) -> String {
+        let chars: Vec<char> = self.0.chars().collect();
+        let groups = chars.len().div_ceil(4).max(1);
+        let (base, extra) = (chars.len() / groups, chars.len() % groups);
+        let mut out = String::with_capacity(chars.len() + groups);
+        let mut start = 0;
+        for g in 0..groups {
+            let size = base + usize::from(g < extra);
+            if g > 0 {
+                out.push('-');
+            }
+            out.extend(&chars[start..start + size]);
+            start += size;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod user_code_tests {
+    use super::*;
+
+    #[test]
+    fn generated_codes_have_the_shape_asked_for() {
+        for (charset, len) in [(CodeCharset::Digits, 6), (CodeCharset::Base20, 12), (CodeCharset::Base20, 8)] {
+            let code = UserCode::generate(charset, CodeLength::new(len).unwrap());
+            assert_eq!(code.as_str().len(), len as usize);
+            assert!(code.as_str().bytes().all(|b| charset.alphabet().contains(&b)));
+        }
+    }
+
+    #[test]
+    fn grouping() {
+        let show = |s: &str| UserCode::normalize(s).unwrap().display();
+        assert_eq!(show("BCDFGHJK"), "BCDF-GHJK");
+        assert_eq!(show("123456"), "123-456");
+        assert_eq!(show("1234567"), "1234-567");
+        assert_eq!(show("1234567890"), "1234-567-890");
+        assert_eq!(show("BCDFGHJKLMNP"), "BCDF-GHJK-LMNP");
+    }
+
+    #[test]
+    fn normalization_ignores_case_spaces_and_dashes() {
+        assert_eq!(UserCode::normalize(" bcdf-ghjk ").unwrap().as_str(), "BCDFGHJK");
+        assert_eq!(UserCode::normalize("123 456").unwrap().as_str(), "123456");
+        assert!(UserCode::normalize("AEIOUAEI").is_none(), "vowels are never in a code");
+        assert!(UserCode::normalize("12345").is_none());
+        assert!(UserCode::normalize("").is_none());
+    }
+
+    #[test]
+    fn draws_cover_the_alphabet_uniformly_enough() {
+        let mut seen = std::collections::HashMap::new();
+        for _ in 0..400 {
+            for c in UserCode::generate(CodeCharset::Base20, CodeLength::new(10).unwrap()).as_str().chars() {
+                *seen.entry(c).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(seen.len(), 20);
+        // 4000 draws over 20 letters: 200 expected each; far outside 100..300 means bias.
+        assert!(seen.values().all(|n| (100..300).contains(n)), "{seen:?}");
     }
 }

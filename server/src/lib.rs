@@ -1,7 +1,10 @@
 //! The Vestibule HTTP server (OAuth/OIDC endpoints, `/activate`, health and metrics) and the
 //! `vestibule` command line. Business rules live in `vestibule-core`.
 
+pub mod activate;
 pub mod cli;
+pub mod client_ip;
+pub mod oauth;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

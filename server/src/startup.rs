@@ -63,6 +63,8 @@ impl Application {
                 .app_data(data.clone())
                 .service(routes::health::healthz)
                 .service(routes::health::readyz)
+                .configure(crate::oauth::configure)
+                .configure(crate::activate::configure)
                 .configure(vestibule_console::configure)
         })
         .shutdown_timeout(10)

@@ -4,6 +4,8 @@
 
 mod helpers;
 
+mod activate;
 mod cli;
+mod device_flow;
 mod config;
 mod server;

@@ -4,7 +4,7 @@
 use sea_orm::{DatabaseConnection, EntityTrait as _, PaginatorTrait as _, TransactionTrait as _};
 
 use crate::config::BootstrapSettings;
-use crate::crypto::{self, password};
+use crate::crypto::{self, Keyring, password};
 use crate::entities::workspace;
 use crate::error::Error;
 use crate::services::audit::Actor;
@@ -27,6 +27,7 @@ pub struct Report {
 /// On a database failure, or when the configured bootstrap admin is invalid.
 pub async fn ensure(
     db: &DatabaseConnection,
+    keyring: &Keyring,
     settings: &BootstrapSettings,
 ) -> Result<Report, Error> {
     let mut report = Report::default();
@@ -34,6 +35,7 @@ pub async fn ensure(
     if workspace::Entity::find().count(&txn).await? == 0 {
         match workspaces::create(
             &txn,
+            keyring,
             &Actor::System,
             &Slug::parse(workspaces::DEFAULT_SLUG)?,
             &workspaces::Changes {

@@ -189,3 +189,62 @@ fn join_lines<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// How a client presented itself at a token-type endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `none`: a public client names itself with `client_id` in the body.
+    None { client_id: String },
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret { client_id: String, secret: String },
+}
+
+impl Credentials {
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        match self {
+            Self::None { client_id } | Self::Secret { client_id, .. } => client_id,
+        }
+    }
+}
+
+/// Authenticates a client of the given workspace. A confidential client must present its
+/// secret; a public client must not present one. Unknown clients and wrong secrets take the
+/// same path and get the same answer.
+///
+/// # Errors
+/// `invalid_client` for any failure to authenticate.
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    keyring: &Keyring,
+    workspace_id: Uuid,
+    credentials: &Credentials,
+) -> Result<client::Model, crate::oauth::OAuthError> {
+    use crate::oauth::OAuthError;
+    let found = find(db, credentials.client_id())
+        .await?
+        .filter(|c| c.workspace_id == workspace_id);
+    match (credentials, found) {
+        (Credentials::Secret { secret, .. }, Some(c)) => {
+            let ok = c
+                .secret_hash
+                .as_deref()
+                .is_some_and(|h| keyring.verify_secret(SecretKind::ClientSecret, secret, h));
+            if ok {
+                Ok(c)
+            } else {
+                Err(OAuthError::invalid_client("client authentication failed"))
+            }
+        }
+        (Credentials::Secret { secret, .. }, None) => {
+            // Same work as a real check.
+            let _ = keyring.verify_secret(SecretKind::ClientSecret, secret, "");
+            Err(OAuthError::invalid_client("client authentication failed"))
+        }
+        (Credentials::None { .. }, Some(c)) if c.public => Ok(c),
+        (Credentials::None { .. }, Some(_)) => Err(OAuthError::invalid_client(
+            "this client is confidential: authenticate with its secret (client_secret_basic or client_secret_post)",
+        )),
+        (Credentials::None { .. }, None) => Err(OAuthError::invalid_client("client authentication failed")),
+    }
+}

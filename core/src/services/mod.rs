@@ -5,6 +5,10 @@ pub mod admins;
 pub mod audit;
 pub mod bootstrap;
 pub mod clients;
+pub mod consents;
+pub mod device_grants;
+pub mod keys;
+pub mod tokens;
 pub mod users;
 pub mod workspaces;
 

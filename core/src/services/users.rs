@@ -115,3 +115,26 @@ pub fn to_json(m: &user::Model, workspace_slug: &str) -> serde_json::Value {
         "disabled": m.disabled,
     })
 }
+
+/// Checks a username and password in a workspace. Unknown users cost the same time as known
+/// ones (a dummy hash is verified), and disabled users fail like wrong passwords.
+///
+/// # Errors
+/// On a database failure.
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    username: &str,
+    password: &str,
+) -> Result<Option<user::Model>, Error> {
+    let found = find_by_username(db, workspace_id, username).await?;
+    let stored = found.as_ref().map(|u| u.password_hash.clone());
+    let ok = crate::crypto::password::verify_blocking(password.to_owned(), stored).await;
+    Ok(found.filter(|u| ok && !u.disabled))
+}
+
+/// # Errors
+/// On a database failure.
+pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<user::Model>, Error> {
+    Ok(user::Entity::find_by_id(id).one(db).await?)
+}

@@ -6,7 +6,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::crypto::Keyring;
 use crate::entities::workspace;
+use crate::services::keys;
 use crate::error::Error;
 use crate::services::audit::{self, Actor};
 use crate::types::{CodeCharset, CodeLength, DisplayName, Seconds, Slug};
@@ -214,6 +216,7 @@ impl Settings {
 /// `Invalid` for a bad setting, `Conflict` when the slug is taken.
 pub async fn create(
     db: &impl ConnectionTrait,
+    keyring: &Keyring,
     actor: &Actor,
     slug: &Slug,
     changes: &Changes,
@@ -240,6 +243,7 @@ pub async fn create(
         .insert(db)
         .await
         .map_err(|e| super::map_unique(e, "slug", duplicate().to_string()))?;
+    keys::create(db, keyring, model.id).await?;
     audit::record(
         db,
         audit::Event {

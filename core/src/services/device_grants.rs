@@ -1,0 +1,503 @@
+//! The device authorization grant (RFC 8628): starting a request, looking it up by user code,
+//! the user's decision, and the device's polls. Every state change is one conditional update,
+//! so a device code yields tokens exactly once however many polls race.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::{ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _, Set, TransactionTrait as _};
+use uuid::Uuid;
+
+use crate::Core;
+use crate::crypto::{self, Keyring, SecretKind};
+use crate::entities::{client, device_grant, user, workspace};
+use crate::error::Error;
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::services::audit::{self, Actor};
+use crate::services::tokens::{self, Issued};
+use crate::services::workspaces::Settings;
+use crate::services::{consents, users};
+use crate::types::{Grant, GrantSet, ScopeSet, UserCode};
+
+/// Seconds added to a grant's interval by each `slow_down` (RFC 8628 §3.5).
+pub const SLOW_DOWN_STEP: i64 = 5;
+const DRAW_ATTEMPTS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Approved,
+    Denied,
+    Consumed,
+}
+
+impl Status {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Consumed => "consumed",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Approved, Self::Denied, Self::Consumed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// Where a request came from, for the consent page and the timeline.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A started device authorization: the secrets exist only here, the database has their HMACs.
+#[derive(Debug)]
+pub struct Started {
+    pub grant: device_grant::Model,
+    pub device_code: String,
+    pub user_code: UserCode,
+}
+
+/// The scopes a request gets: those asked for (all the client's when none are), each of
+/// which the client must be allowed; `offline_access` only with the refresh grant.
+///
+/// # Errors
+/// `invalid_scope` naming the scopes the client may not ask for.
+pub fn grantable_scopes(client: &client::Model, requested: Option<&str>) -> Result<ScopeSet, OAuthError> {
+    let allowed = ScopeSet::from_stored(&client.scopes);
+    let mut scopes = match requested.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => ScopeSet::parse(s).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?,
+        None => allowed.clone(),
+    };
+    let extra = scopes.difference(&allowed);
+    if !extra.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("scope not enabled for this client: {}", extra.join(" ")),
+        ));
+    }
+    if !GrantSet::from_stored(&client.grants).contains(Grant::RefreshToken) {
+        scopes.remove("offline_access");
+    }
+    Ok(scopes)
+}
+
+/// Starts a device authorization for an authenticated client.
+///
+/// # Errors
+/// `unauthorized_client` when the client or workspace may not use the grant.
+pub async fn start(
+    core: &Core,
+    workspace: &workspace::Model,
+    client: &client::Model,
+    scopes: ScopeSet,
+    origin: Origin,
+) -> Result<Started, OAuthError> {
+    let settings = Settings::from_model(workspace)?;
+    if !settings.device_flow_enabled {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the device authorization grant is disabled in this workspace",
+        ));
+    }
+    if !GrantSet::from_stored(&client.grants).contains(Grant::DeviceCode) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the device_code grant is not enabled for this client",
+        ));
+    }
+    let keyring = &core.keyring;
+    let device_code = crypto::random_token();
+    let now = crate::now();
+    for _ in 0..DRAW_ATTEMPTS {
+        let user_code = UserCode::generate(settings.user_code_charset, settings.user_code_length);
+        let code_hash = keyring.hash_secret(SecretKind::UserCode, user_code.as_str());
+        if !free_user_code(&core.db, &code_hash, now).await? {
+            continue;
+        }
+        let inserted = device_grant::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(workspace.id),
+            client_id: Set(client.id),
+            device_code_hash: Set(keyring.hash_secret(SecretKind::DeviceCode, &device_code)),
+            user_code_hash: Set(Some(code_hash)),
+            scopes: Set(scopes.to_string()),
+            status: Set(Status::Pending.as_str().into()),
+            interval: Set(settings.polling_interval.get()),
+            created_at: Set(now),
+            expires_at: Set(now + settings.device_code_ttl.get()),
+            user_id: Set(None),
+            auth_time: Set(None),
+            decided_at: Set(None),
+            consumed_at: Set(None),
+            created_ip: Set(origin.ip.clone()),
+            user_agent: Set(origin.user_agent.as_ref().map(|ua| ua.chars().take(512).collect())),
+            approved_ip: Set(None),
+            poll_count: Set(0),
+            slow_downs: Set(0),
+        }
+        .insert(&core.db)
+        .await;
+        match inserted {
+            Ok(grant) => {
+                core.polls.started(grant.id);
+                return Ok(Started {
+                    grant,
+                    device_code,
+                    user_code,
+                });
+            }
+            // Another request drew the same code at the same moment: draw again.
+            Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracing::error!(workspace = %workspace.slug, "no free user code after {DRAW_ATTEMPTS} draws");
+    Err(OAuthError::new(
+        ErrorCode::ServerError,
+        "no free user code could be drawn; the workspace's code space is too small for its load",
+    ))
+}
+
+/// Whether a user code hash may be used: no grant holds it, or the one that does is older
+/// than its lifetime (then it lets go of it).
+async fn free_user_code(db: &DatabaseConnection, code_hash: &str, now: i64) -> Result<bool, Error> {
+    let Some(holder) = device_grant::Entity::find()
+        .filter(device_grant::Column::UserCodeHash.eq(code_hash))
+        .one(db)
+        .await?
+    else {
+        return Ok(true);
+    };
+    if holder.expires_at > now {
+        return Ok(false);
+    }
+    let released = device_grant::Entity::update_many()
+        .col_expr(device_grant::Column::UserCodeHash, Expr::value(Option::<String>::None))
+        .filter(device_grant::Column::Id.eq(holder.id))
+        .filter(device_grant::Column::UserCodeHash.eq(code_hash))
+        .exec(db)
+        .await?;
+    Ok(released.rows_affected == 1)
+}
+
+/// What a user code leads to.
+#[derive(Debug)]
+pub enum Lookup {
+    /// No live grant has this code (or it could never be a code).
+    Unknown,
+    Expired,
+    /// Approved, redeemed or denied: a code works once.
+    AlreadyUsed,
+    Pending(Box<PendingGrant>),
+}
+
+/// A pending grant with what the consent page shows.
+#[derive(Debug, Clone)]
+pub struct PendingGrant {
+    pub grant: device_grant::Model,
+    pub client: client::Model,
+    pub workspace: workspace::Model,
+    pub user_code: UserCode,
+}
+
+/// Looks a typed user code up across all workspaces (user codes are unique among live grants).
+///
+/// # Errors
+/// On a database failure.
+pub async fn find_by_user_code(db: &impl ConnectionTrait, keyring: &Keyring, typed: &str) -> Result<Lookup, Error> {
+    let Some(code) = UserCode::normalize(typed) else {
+        return Ok(Lookup::Unknown);
+    };
+    let hash = keyring.hash_secret(SecretKind::UserCode, code.as_str());
+    let Some(grant) = device_grant::Entity::find()
+        .filter(device_grant::Column::UserCodeHash.eq(hash))
+        .one(db)
+        .await?
+    else {
+        return Ok(Lookup::Unknown);
+    };
+    match Status::parse(&grant.status) {
+        Some(Status::Pending) if grant.expires_at > crate::now() => {}
+        Some(Status::Pending) => return Ok(Lookup::Expired),
+        _ => return Ok(Lookup::AlreadyUsed),
+    }
+    let client = client::Entity::find_by_id(grant.client_id).one(db).await?;
+    let workspace = workspace::Entity::find_by_id(grant.workspace_id).one(db).await?;
+    match (client, workspace) {
+        (Some(client), Some(workspace)) => Ok(Lookup::Pending(Box::new(PendingGrant {
+            grant,
+            client,
+            workspace,
+            user_code: code,
+        }))),
+        _ => Ok(Lookup::Unknown),
+    }
+}
+
+/// # Errors
+/// On a database failure.
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<device_grant::Model>, Error> {
+    Ok(device_grant::Entity::find_by_id(id).one(db).await?)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+/// Records the signed-in user's decision on a pending grant. `false` when the grant is no
+/// longer pending (decided elsewhere, or expired): nothing was changed.
+///
+/// # Errors
+/// On a database failure, or when the user is not of the grant's workspace.
+pub async fn decide(
+    db: &DatabaseConnection,
+    grant_id: Uuid,
+    user: &user::Model,
+    auth_time: i64,
+    decision: Decision,
+    ip: Option<String>,
+) -> Result<bool, Error> {
+    let txn = db.begin().await?;
+    let now = crate::now();
+    let (status, action) = match decision {
+        Decision::Approve => (Status::Approved, "device.approved"),
+        Decision::Deny => (Status::Denied, "device.denied"),
+    };
+    let changed = device_grant::Entity::update_many()
+        .col_expr(device_grant::Column::Status, Expr::value(status.as_str()))
+        .col_expr(device_grant::Column::UserId, Expr::value(user.id))
+        .col_expr(device_grant::Column::AuthTime, Expr::value(auth_time))
+        .col_expr(device_grant::Column::DecidedAt, Expr::value(now))
+        .col_expr(device_grant::Column::ApprovedIp, Expr::value(ip.clone()))
+        .filter(device_grant::Column::Id.eq(grant_id))
+        .filter(device_grant::Column::WorkspaceId.eq(user.workspace_id))
+        .filter(device_grant::Column::Status.eq(Status::Pending.as_str()))
+        .filter(device_grant::Column::ExpiresAt.gt(now))
+        .exec(&txn)
+        .await?;
+    if changed.rows_affected != 1 {
+        return Ok(false);
+    }
+    let grant = find(&txn, grant_id)
+        .await?
+        .ok_or_else(|| Error::Internal("decided grant vanished".into()))?;
+    if decision == Decision::Approve {
+        consents::record(&txn, user.id, grant.client_id, &ScopeSet::from_stored(&grant.scopes)).await?;
+    }
+    audit::record(
+        &txn,
+        audit::Event {
+            actor: &Actor::User(user.id),
+            workspace_id: Some(grant.workspace_id),
+            action,
+            target: Some(grant.id.to_string()),
+            detail: serde_json::json!({ "client": grant.client_id, "scopes": grant.scopes }),
+            ip,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// One poll of the token endpoint by an authenticated client. A pending poll reads one row
+/// and writes nothing.
+///
+/// # Errors
+/// The RFC 8628 §3.5 answers: `authorization_pending`, `slow_down`, `access_denied`,
+/// `expired_token`; `invalid_grant` for unknown, foreign or redeemed codes.
+pub async fn poll(core: &Core, workspace: &workspace::Model, client: &client::Model, device_code: &str) -> Result<Issued, OAuthError> {
+    let hash = core.keyring.hash_secret(SecretKind::DeviceCode, device_code);
+    let grant = device_grant::Entity::find()
+        .filter(device_grant::Column::DeviceCodeHash.eq(hash))
+        .one(&core.db)
+        .await?
+        .filter(|g| g.workspace_id == workspace.id && g.client_id == client.id)
+        .ok_or_else(|| OAuthError::invalid_grant("unknown device_code"))?;
+    let now = crate::now();
+    let status = Status::parse(&grant.status).ok_or_else(|| Error::Internal(format!("grant {} has status {:?}", grant.id, grant.status)))?;
+    let rate = core.polls.poll(grant.id, grant.created_at, grant.interval);
+    match status {
+        Status::Consumed => Err(OAuthError::invalid_grant("this device_code was already redeemed")),
+        Status::Denied => {
+            core.polls.finished(grant.id);
+            Err(OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"))
+        }
+        _ if grant.expires_at <= now => {
+            core.polls.finished(grant.id);
+            Err(OAuthError::new(ErrorCode::ExpiredToken, "the device_code has expired; start over"))
+        }
+        Status::Pending => match rate {
+            Rate::TooFast => {
+                let interval = grant.interval + SLOW_DOWN_STEP;
+                device_grant::Entity::update_many()
+                    .col_expr(device_grant::Column::Interval, Expr::value(interval))
+                    .col_expr(device_grant::Column::SlowDowns, Expr::col(device_grant::Column::SlowDowns).add(1))
+                    .filter(device_grant::Column::Id.eq(grant.id))
+                    .exec(&core.db)
+                    .await?;
+                core.polls.slowed(grant.id, interval);
+                Err(OAuthError::new(
+                    ErrorCode::SlowDown,
+                    format!("polling too fast: wait at least {interval} seconds between requests"),
+                ))
+            }
+            Rate::Ok => Err(OAuthError::new(ErrorCode::AuthorizationPending, "the user has not decided yet")),
+        },
+        Status::Approved => redeem(core, workspace, client, &grant, now).await,
+    }
+}
+
+async fn redeem(core: &Core, workspace: &workspace::Model, client: &client::Model, grant: &device_grant::Model, now: i64) -> Result<Issued, OAuthError> {
+    let polls = core.polls.polls(grant.id);
+    let txn = core.db.begin().await?;
+    let consumed = device_grant::Entity::update_many()
+        .col_expr(device_grant::Column::Status, Expr::value(Status::Consumed.as_str()))
+        .col_expr(device_grant::Column::ConsumedAt, Expr::value(now))
+        .col_expr(device_grant::Column::PollCount, Expr::value(polls))
+        .filter(device_grant::Column::Id.eq(grant.id))
+        .filter(device_grant::Column::Status.eq(Status::Approved.as_str()))
+        .filter(device_grant::Column::ExpiresAt.gt(now))
+        .exec(&txn)
+        .await?;
+    if consumed.rows_affected != 1 {
+        // Another poll won the race.
+        return Err(OAuthError::invalid_grant("this device_code was already redeemed"));
+    }
+    let user_id = grant.user_id.ok_or_else(|| Error::Internal("approved grant has no user".into()))?;
+    let user = users::find_by_id(&txn, user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the approving user no longer exists or is disabled"))?;
+    let settings = Settings::from_model(workspace)?;
+    let key = core.keys.current(&core.db, &core.keyring, workspace.id).await?;
+    let issuer = tokens::issuer(&core.settings.server.public_url, &workspace.slug);
+    let issued = tokens::issue_for_user(
+        &txn,
+        &core.keyring,
+        &key,
+        &tokens::UserGrant {
+            issuer: &issuer,
+            workspace,
+            settings: &settings,
+            client,
+            user: &user,
+            scopes: &ScopeSet::from_stored(&grant.scopes),
+            auth_time: grant.auth_time.unwrap_or(now),
+            device_grant_id: Some(grant.id),
+        },
+    )
+    .await?;
+    audit::record(
+        &txn,
+        audit::Event {
+            actor: &Actor::Client(client.client_id.clone()),
+            workspace_id: Some(workspace.id),
+            action: "device.redeemed",
+            target: Some(grant.id.to_string()),
+            detail: serde_json::json!({ "polls": polls, "slow_downs": grant.slow_downs, "refresh_token": issued.refresh_token.is_some() }),
+            ip: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    core.polls.finished(grant.id);
+    Ok(issued)
+}
+
+/// Whether a poll respected the grant's interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    Ok,
+    TooFast,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PollState {
+    last: Instant,
+    interval: i64,
+    polls: i64,
+}
+
+/// Per-instance memory of when each grant was last polled, so a pending poll needs no
+/// database write. With several instances behind a load balancer a device could poll each
+/// one at the interval: the bound is N× the interval rate, documented in the README.
+#[derive(Debug, Default)]
+pub struct PollTracker {
+    grants: Mutex<HashMap<Uuid, PollState>>,
+}
+
+impl PollTracker {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Uuid, PollState>) -> T) -> T {
+        let mut map = self.grants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut map)
+    }
+
+    /// The authorization response counts as the first "poll".
+    pub fn started(&self, grant: Uuid) {
+        self.with(|m| {
+            m.insert(grant, PollState { last: Instant::now(), interval: 0, polls: 0 });
+        });
+    }
+
+    /// Records a poll and says whether it came too soon after the previous one (or after the
+    /// authorization response). A grant started on another instance is measured from its
+    /// creation second, rounded in the device's favour.
+    pub fn poll(&self, grant: Uuid, created_at: i64, interval: i64) -> Rate {
+        let now = Instant::now();
+        self.with(|m| {
+            let state = m.entry(grant).or_insert_with(|| {
+                let age = u64::try_from(crate::now() - created_at).unwrap_or(0);
+                PollState {
+                    last: now.checked_sub(Duration::from_secs(age)).unwrap_or(now),
+                    interval,
+                    polls: 0,
+                }
+            });
+            let interval = std::cmp::max(interval, state.interval);
+            let too_fast = now.duration_since(state.last) < Duration::from_secs(u64::try_from(interval).unwrap_or(0));
+            state.last = now;
+            state.interval = interval;
+            state.polls += 1;
+            if too_fast { Rate::TooFast } else { Rate::Ok }
+        })
+    }
+
+    pub fn slowed(&self, grant: Uuid, interval: i64) {
+        self.with(|m| {
+            if let Some(s) = m.get_mut(&grant) {
+                s.interval = interval;
+            }
+        });
+    }
+
+    /// Polls of the grant seen by this instance.
+    #[must_use]
+    pub fn polls(&self, grant: Uuid) -> i64 {
+        self.with(|m| m.get(&grant).map_or(0, |s| s.polls))
+    }
+
+    pub fn finished(&self, grant: Uuid) {
+        self.with(|m| {
+            m.remove(&grant);
+        });
+    }
+
+    /// Forgets grants not polled for `max_age`, so abandoned requests do not accumulate.
+    pub fn purge(&self, max_age: Duration) {
+        let now = Instant::now();
+        self.with(|m| m.retain(|_, s| now.duration_since(s.last) < max_age));
+    }
+}

@@ -1,0 +1,1 @@
+//! The device flow end to end, driven by real OAuth clients and plain HTTP.
