@@ -80,7 +80,10 @@ impl From<crate::Error> for OAuthError {
             crate::Error::Invalid { message, .. } => Self::invalid_request(message),
             other => {
                 tracing::error!(error = %other, "internal error in an OAuth endpoint");
-                Self::new(ErrorCode::ServerError, "the server could not complete the request")
+                Self::new(
+                    ErrorCode::ServerError,
+                    "the server could not complete the request",
+                )
             }
         }
     }

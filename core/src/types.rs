@@ -742,7 +742,8 @@ impl UserCode {
             .filter(|c| !c.is_whitespace() && *c != '-')
             .map(|c| c.to_ascii_uppercase())
             .collect();
-        let len_ok = (usize::from(CodeLength::MIN)..=usize::from(CodeLength::MAX)).contains(&code.len());
+        let len_ok =
+            (usize::from(CodeLength::MIN)..=usize::from(CodeLength::MAX)).contains(&code.len());
         let chars_ok = code
             .bytes()
             .all(|b| CodeCharset::Base20.alphabet().contains(&b) || b.is_ascii_digit());
@@ -782,10 +783,18 @@ mod user_code_tests {
 
     #[test]
     fn generated_codes_have_the_shape_asked_for() {
-        for (charset, len) in [(CodeCharset::Digits, 6), (CodeCharset::Base20, 12), (CodeCharset::Base20, 8)] {
+        for (charset, len) in [
+            (CodeCharset::Digits, 6),
+            (CodeCharset::Base20, 12),
+            (CodeCharset::Base20, 8),
+        ] {
             let code = UserCode::generate(charset, CodeLength::new(len).unwrap());
             assert_eq!(code.as_str().len(), len as usize);
-            assert!(code.as_str().bytes().all(|b| charset.alphabet().contains(&b)));
+            assert!(
+                code.as_str()
+                    .bytes()
+                    .all(|b| charset.alphabet().contains(&b))
+            );
         }
     }
 
@@ -801,9 +810,15 @@ mod user_code_tests {
 
     #[test]
     fn normalization_ignores_case_spaces_and_dashes() {
-        assert_eq!(UserCode::normalize(" bcdf-ghjk ").unwrap().as_str(), "BCDFGHJK");
+        assert_eq!(
+            UserCode::normalize(" bcdf-ghjk ").unwrap().as_str(),
+            "BCDFGHJK"
+        );
         assert_eq!(UserCode::normalize("123 456").unwrap().as_str(), "123456");
-        assert!(UserCode::normalize("AEIOUAEI").is_none(), "vowels are never in a code");
+        assert!(
+            UserCode::normalize("AEIOUAEI").is_none(),
+            "vowels are never in a code"
+        );
         assert!(UserCode::normalize("12345").is_none());
         assert!(UserCode::normalize("").is_none());
     }
@@ -812,7 +827,10 @@ mod user_code_tests {
     fn draws_cover_the_alphabet_uniformly_enough() {
         let mut seen = std::collections::HashMap::new();
         for _ in 0..400 {
-            for c in UserCode::generate(CodeCharset::Base20, CodeLength::new(10).unwrap()).as_str().chars() {
+            for c in UserCode::generate(CodeCharset::Base20, CodeLength::new(10).unwrap())
+                .as_str()
+                .chars()
+            {
                 *seen.entry(c).or_insert(0) += 1;
             }
         }

@@ -355,7 +355,8 @@ async fn execute(
         }
         Command::Workspace(WorkspaceCommand::Create { slug, options }) => {
             let slug = Slug::parse(&slug)?;
-            let ws = workspaces::create(&txn, &core.keyring, &actor, &slug, &options.changes()).await?;
+            let ws =
+                workspaces::create(&txn, &core.keyring, &actor, &slug, &options.changes()).await?;
             workspaces::settings_json(&ws)
         }
         Command::Workspace(WorkspaceCommand::Update { slug, options }) => {

@@ -7,6 +7,14 @@ use std::process::{Command, Output, Stdio};
 use sea_orm::{ConnectionTrait as _, Database};
 use vestibule_core::Core;
 use vestibule_core::config::Settings;
+use vestibule_core::crypto::password;
+use vestibule_core::entities::{user, workspace};
+use vestibule_core::services::audit::Actor;
+use vestibule_core::services::device_grants::{self, Decision, Lookup};
+use vestibule_core::services::{clients, users, workspaces};
+use vestibule_core::types::{
+    Access, DisplayName, Email, GrantSet, Proximity, ScopeSet, Slug, Username,
+};
 use vestibule_server::Application;
 
 pub const ADMIN_EMAIL: &str = "root@example.test";
@@ -102,7 +110,7 @@ pub fn base_env(db: &TestDb, data_dir: &Path) -> HashMap<String, String> {
             "VESTIBULE__BOOTSTRAP__ADMIN_PASSWORD".into(),
             ADMIN_PASSWORD.into(),
         ),
-        ("VESTIBULE__LOG__LEVEL".into(), "warn".into()),
+        ("VESTIBULE__LOG__LEVEL".into(), std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into())),
     ])
 }
 
@@ -125,8 +133,18 @@ impl TestApp {
         let db = TestDb::new().await;
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut env = base_env(&db, data_dir.path());
+        // The issuer must name the real port: take a free one, then bind it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        env.insert("VESTIBULE__SERVER__BIND".into(), format!("127.0.0.1:{port}"));
+        env.insert("VESTIBULE__SERVER__PUBLIC_URL".into(), format!("http://127.0.0.1:{port}"));
         customize(&mut env);
         let settings = Settings::load_from(None, env).expect("test settings");
+        if std::env::var_os("TEST_LOG").is_some() {
+            vestibule_server::telemetry::init(&settings.log);
+        }
         let app = Application::build(settings).await.expect("app builds");
         let port = app.port();
         let core = app.core().clone();
@@ -274,5 +292,99 @@ pub fn run_binary(
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Fixtures made through the core services, as the CLI and console would make them.
+impl TestApp {
+    /// A workspace with a 1-second polling interval (so polling tests stay fast) plus `changes`.
+    pub async fn workspace(
+        &self,
+        slug: &str,
+        mut changes: workspaces::Changes,
+    ) -> workspace::Model {
+        changes.polling_interval = changes.polling_interval.or(Some(1));
+        workspaces::create(
+            &self.core.db,
+            &self.core.keyring,
+            &Actor::Cli,
+            &Slug::parse(slug).unwrap(),
+            &changes,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A client; returns its client_id and, for a confidential one, its secret.
+    pub async fn client(
+        &self,
+        ws: &workspace::Model,
+        public: bool,
+        grants: &[&str],
+        scopes: &str,
+    ) -> (String, Option<String>) {
+        let created = clients::create(
+            &self.core.db,
+            &self.core.keyring,
+            &Actor::Cli,
+            ws,
+            clients::NewClient {
+                name: DisplayName::parse("name", "Test TV").unwrap(),
+                client_id: None,
+                public,
+                grants: GrantSet::parse(grants.iter().copied()).unwrap(),
+                scopes: ScopeSet::parse(scopes).unwrap(),
+                redirect_uris: Vec::new(),
+                dcr_template: false,
+                access: Access::Everyone,
+                device_networks: Vec::new(),
+                proximity: Proximity::Warn,
+            },
+        )
+        .await
+        .unwrap();
+        (created.client.client_id, created.secret)
+    }
+
+    pub async fn user(&self, ws: &workspace::Model, username: &str, password: &str) -> user::Model {
+        users::create(
+            &self.core.db,
+            &Actor::Cli,
+            ws,
+            users::NewUser {
+                username: Username::parse(username).unwrap(),
+                email: Some(Email::parse(&format!("{username}@example.test")).unwrap()),
+                name: Some(DisplayName::parse("name", &format!("{username} Example")).unwrap()),
+                password_hash: password::hash(password).unwrap(),
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    pub fn issuer(&self, slug: &str) -> String {
+        format!("{}/w/{slug}", self.address)
+    }
+
+    /// Decides a pending grant as `user` would at /activate.
+    pub async fn decide(&self, user_code: &str, user: &user::Model, decision: Decision) {
+        let Lookup::Pending(pending) =
+            device_grants::find_by_user_code(&self.core.db, &self.core.keyring, user_code)
+                .await
+                .unwrap()
+        else {
+            panic!("user code {user_code} is not pending");
+        };
+        let decided = device_grants::decide(
+            &self.core.db,
+            pending.grant.id,
+            user,
+            vestibule_core::now(),
+            decision,
+            Some("127.0.0.1".into()),
+        )
+        .await
+        .unwrap();
+        assert!(decided);
     }
 }

@@ -2,10 +2,13 @@
 //! (a temporary SQLite file, or a fresh PostgreSQL database when `VESTIBULE_TEST_DATABASE_URL`
 //! is set), spoken to over HTTP or through the `vestibule` binary, as clients would.
 
+// A test binary: failing loudly on the unexpected is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 
 mod activate;
 mod cli;
-mod device_flow;
 mod config;
+mod device_flow;
 mod server;

@@ -245,6 +245,8 @@ pub async fn authenticate(
         (Credentials::None { .. }, Some(_)) => Err(OAuthError::invalid_client(
             "this client is confidential: authenticate with its secret (client_secret_basic or client_secret_post)",
         )),
-        (Credentials::None { .. }, None) => Err(OAuthError::invalid_client("client authentication failed")),
+        (Credentials::None { .. }, None) => {
+            Err(OAuthError::invalid_client("client authentication failed"))
+        }
     }
 }

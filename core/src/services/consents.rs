@@ -1,7 +1,10 @@
 //! Remembered consent: which scopes a user has granted a client, so consent can be skipped
 //! when the workspace allows it.
 
-use sea_orm::{ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, IntoActiveModel as _, QueryFilter as _, Set};
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
+    IntoActiveModel as _, QueryFilter as _, Set,
+};
 use uuid::Uuid;
 
 use crate::entities::consent;
@@ -12,7 +15,12 @@ use crate::types::ScopeSet;
 ///
 /// # Errors
 /// On a database failure.
-pub async fn covers(db: &impl ConnectionTrait, user_id: Uuid, client_id: Uuid, scopes: &ScopeSet) -> Result<bool, Error> {
+pub async fn covers(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    client_id: Uuid,
+    scopes: &ScopeSet,
+) -> Result<bool, Error> {
     Ok(find(db, user_id, client_id)
         .await?
         .is_some_and(|c| scopes.is_subset(&ScopeSet::from_stored(&c.scopes))))
@@ -22,7 +30,12 @@ pub async fn covers(db: &impl ConnectionTrait, user_id: Uuid, client_id: Uuid, s
 ///
 /// # Errors
 /// On a database failure.
-pub async fn record(db: &impl ConnectionTrait, user_id: Uuid, client_id: Uuid, scopes: &ScopeSet) -> Result<(), Error> {
+pub async fn record(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    client_id: Uuid,
+    scopes: &ScopeSet,
+) -> Result<(), Error> {
     let now = crate::now();
     match find(db, user_id, client_id).await? {
         Some(existing) => {
@@ -50,7 +63,11 @@ pub async fn record(db: &impl ConnectionTrait, user_id: Uuid, client_id: Uuid, s
     Ok(())
 }
 
-async fn find(db: &impl ConnectionTrait, user_id: Uuid, client_id: Uuid) -> Result<Option<consent::Model>, Error> {
+async fn find(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    client_id: Uuid,
+) -> Result<Option<consent::Model>, Error> {
     Ok(consent::Entity::find()
         .filter(consent::Column::UserId.eq(user_id))
         .filter(consent::Column::ClientId.eq(client_id))

@@ -7,7 +7,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::{Expr, ExprTrait as _};
-use sea_orm::{ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _, Set, TransactionTrait as _};
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _,
+    QueryFilter as _, Set, TransactionTrait as _,
+};
 use uuid::Uuid;
 
 use crate::Core;
@@ -72,10 +75,14 @@ pub struct Started {
 ///
 /// # Errors
 /// `invalid_scope` naming the scopes the client may not ask for.
-pub fn grantable_scopes(client: &client::Model, requested: Option<&str>) -> Result<ScopeSet, OAuthError> {
+pub fn grantable_scopes(
+    client: &client::Model,
+    requested: Option<&str>,
+) -> Result<ScopeSet, OAuthError> {
     let allowed = ScopeSet::from_stored(&client.scopes);
     let mut scopes = match requested.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => ScopeSet::parse(s).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?,
+        Some(s) => ScopeSet::parse(s)
+            .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?,
         None => allowed.clone(),
     };
     let extra = scopes.difference(&allowed);
@@ -140,7 +147,10 @@ pub async fn start(
             decided_at: Set(None),
             consumed_at: Set(None),
             created_ip: Set(origin.ip.clone()),
-            user_agent: Set(origin.user_agent.as_ref().map(|ua| ua.chars().take(512).collect())),
+            user_agent: Set(origin
+                .user_agent
+                .as_ref()
+                .map(|ua| ua.chars().take(512).collect())),
             approved_ip: Set(None),
             poll_count: Set(0),
             slow_downs: Set(0),
@@ -157,7 +167,11 @@ pub async fn start(
                 });
             }
             // Another request drew the same code at the same moment: draw again.
-            Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {}
+            Err(e)
+                if matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -182,7 +196,10 @@ async fn free_user_code(db: &DatabaseConnection, code_hash: &str, now: i64) -> R
         return Ok(false);
     }
     let released = device_grant::Entity::update_many()
-        .col_expr(device_grant::Column::UserCodeHash, Expr::value(Option::<String>::None))
+        .col_expr(
+            device_grant::Column::UserCodeHash,
+            Expr::value(Option::<String>::None),
+        )
         .filter(device_grant::Column::Id.eq(holder.id))
         .filter(device_grant::Column::UserCodeHash.eq(code_hash))
         .exec(db)
@@ -214,7 +231,11 @@ pub struct PendingGrant {
 ///
 /// # Errors
 /// On a database failure.
-pub async fn find_by_user_code(db: &impl ConnectionTrait, keyring: &Keyring, typed: &str) -> Result<Lookup, Error> {
+pub async fn find_by_user_code(
+    db: &impl ConnectionTrait,
+    keyring: &Keyring,
+    typed: &str,
+) -> Result<Lookup, Error> {
     let Some(code) = UserCode::normalize(typed) else {
         return Ok(Lookup::Unknown);
     };
@@ -232,7 +253,9 @@ pub async fn find_by_user_code(db: &impl ConnectionTrait, keyring: &Keyring, typ
         _ => return Ok(Lookup::AlreadyUsed),
     }
     let client = client::Entity::find_by_id(grant.client_id).one(db).await?;
-    let workspace = workspace::Entity::find_by_id(grant.workspace_id).one(db).await?;
+    let workspace = workspace::Entity::find_by_id(grant.workspace_id)
+        .one(db)
+        .await?;
     match (client, workspace) {
         (Some(client), Some(workspace)) => Ok(Lookup::Pending(Box::new(PendingGrant {
             grant,
@@ -246,7 +269,10 @@ pub async fn find_by_user_code(db: &impl ConnectionTrait, keyring: &Keyring, typ
 
 /// # Errors
 /// On a database failure.
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<device_grant::Model>, Error> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<device_grant::Model>, Error> {
     Ok(device_grant::Entity::find_by_id(id).one(db).await?)
 }
 
@@ -294,7 +320,13 @@ pub async fn decide(
         .await?
         .ok_or_else(|| Error::Internal("decided grant vanished".into()))?;
     if decision == Decision::Approve {
-        consents::record(&txn, user.id, grant.client_id, &ScopeSet::from_stored(&grant.scopes)).await?;
+        consents::record(
+            &txn,
+            user.id,
+            grant.client_id,
+            &ScopeSet::from_stored(&grant.scopes),
+        )
+        .await?;
     }
     audit::record(
         &txn,
@@ -318,8 +350,15 @@ pub async fn decide(
 /// # Errors
 /// The RFC 8628 §3.5 answers: `authorization_pending`, `slow_down`, `access_denied`,
 /// `expired_token`; `invalid_grant` for unknown, foreign or redeemed codes.
-pub async fn poll(core: &Core, workspace: &workspace::Model, client: &client::Model, device_code: &str) -> Result<Issued, OAuthError> {
-    let hash = core.keyring.hash_secret(SecretKind::DeviceCode, device_code);
+pub async fn poll(
+    core: &Core,
+    workspace: &workspace::Model,
+    client: &client::Model,
+    device_code: &str,
+) -> Result<Issued, OAuthError> {
+    let hash = core
+        .keyring
+        .hash_secret(SecretKind::DeviceCode, device_code);
     let grant = device_grant::Entity::find()
         .filter(device_grant::Column::DeviceCodeHash.eq(hash))
         .one(&core.db)
@@ -327,24 +366,37 @@ pub async fn poll(core: &Core, workspace: &workspace::Model, client: &client::Mo
         .filter(|g| g.workspace_id == workspace.id && g.client_id == client.id)
         .ok_or_else(|| OAuthError::invalid_grant("unknown device_code"))?;
     let now = crate::now();
-    let status = Status::parse(&grant.status).ok_or_else(|| Error::Internal(format!("grant {} has status {:?}", grant.id, grant.status)))?;
+    let status = Status::parse(&grant.status).ok_or_else(|| {
+        Error::Internal(format!("grant {} has status {:?}", grant.id, grant.status))
+    })?;
     let rate = core.polls.poll(grant.id, grant.created_at, grant.interval);
     match status {
-        Status::Consumed => Err(OAuthError::invalid_grant("this device_code was already redeemed")),
+        Status::Consumed => Err(OAuthError::invalid_grant(
+            "this device_code was already redeemed",
+        )),
         Status::Denied => {
             core.polls.finished(grant.id);
-            Err(OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"))
+            Err(OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the user denied the request",
+            ))
         }
         _ if grant.expires_at <= now => {
             core.polls.finished(grant.id);
-            Err(OAuthError::new(ErrorCode::ExpiredToken, "the device_code has expired; start over"))
+            Err(OAuthError::new(
+                ErrorCode::ExpiredToken,
+                "the device_code has expired; start over",
+            ))
         }
         Status::Pending => match rate {
             Rate::TooFast => {
                 let interval = grant.interval + SLOW_DOWN_STEP;
                 device_grant::Entity::update_many()
                     .col_expr(device_grant::Column::Interval, Expr::value(interval))
-                    .col_expr(device_grant::Column::SlowDowns, Expr::col(device_grant::Column::SlowDowns).add(1))
+                    .col_expr(
+                        device_grant::Column::SlowDowns,
+                        Expr::col(device_grant::Column::SlowDowns).add(1),
+                    )
                     .filter(device_grant::Column::Id.eq(grant.id))
                     .exec(&core.db)
                     .await?;
@@ -354,17 +406,33 @@ pub async fn poll(core: &Core, workspace: &workspace::Model, client: &client::Mo
                     format!("polling too fast: wait at least {interval} seconds between requests"),
                 ))
             }
-            Rate::Ok => Err(OAuthError::new(ErrorCode::AuthorizationPending, "the user has not decided yet")),
+            Rate::Ok => Err(OAuthError::new(
+                ErrorCode::AuthorizationPending,
+                "the user has not decided yet",
+            )),
         },
         Status::Approved => redeem(core, workspace, client, &grant, now).await,
     }
 }
 
-async fn redeem(core: &Core, workspace: &workspace::Model, client: &client::Model, grant: &device_grant::Model, now: i64) -> Result<Issued, OAuthError> {
+async fn redeem(
+    core: &Core,
+    workspace: &workspace::Model,
+    client: &client::Model,
+    grant: &device_grant::Model,
+    now: i64,
+) -> Result<Issued, OAuthError> {
     let polls = core.polls.polls(grant.id);
+    // Everything that needs its own connection comes before the transaction takes one.
+    let settings = Settings::from_model(workspace)?;
+    let key = core.keys.current(&core.db, &core.keyring, workspace.id).await?;
+    let issuer = tokens::issuer(&core.settings.server.public_url, &workspace.slug);
     let txn = core.db.begin().await?;
     let consumed = device_grant::Entity::update_many()
-        .col_expr(device_grant::Column::Status, Expr::value(Status::Consumed.as_str()))
+        .col_expr(
+            device_grant::Column::Status,
+            Expr::value(Status::Consumed.as_str()),
+        )
         .col_expr(device_grant::Column::ConsumedAt, Expr::value(now))
         .col_expr(device_grant::Column::PollCount, Expr::value(polls))
         .filter(device_grant::Column::Id.eq(grant.id))
@@ -374,15 +442,24 @@ async fn redeem(core: &Core, workspace: &workspace::Model, client: &client::Mode
         .await?;
     if consumed.rows_affected != 1 {
         // Another poll won the race.
-        return Err(OAuthError::invalid_grant("this device_code was already redeemed"));
+        return Err(OAuthError::invalid_grant(
+            "this device_code was already redeemed",
+        ));
     }
-    let user_id = grant.user_id.ok_or_else(|| Error::Internal("approved grant has no user".into()))?;
+    let user_id = grant
+        .user_id
+        .ok_or_else(|| Error::Internal("approved grant has no user".into()))?;
     let user = users::find_by_id(&txn, user_id)
         .await?
         .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the approving user no longer exists or is disabled"))?;
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the approving user no longer exists or is disabled")
+        })?;
     let settings = Settings::from_model(workspace)?;
-    let key = core.keys.current(&core.db, &core.keyring, workspace.id).await?;
+    let key = core
+        .keys
+        .current(&core.db, &core.keyring, workspace.id)
+        .await?;
     let issuer = tokens::issuer(&core.settings.server.public_url, &workspace.slug);
     let issued = tokens::issue_for_user(
         &txn,
@@ -441,14 +518,24 @@ pub struct PollTracker {
 
 impl PollTracker {
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<Uuid, PollState>) -> T) -> T {
-        let mut map = self.grants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .grants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut map)
     }
 
     /// The authorization response counts as the first "poll".
     pub fn started(&self, grant: Uuid) {
         self.with(|m| {
-            m.insert(grant, PollState { last: Instant::now(), interval: 0, polls: 0 });
+            m.insert(
+                grant,
+                PollState {
+                    last: Instant::now(),
+                    interval: 0,
+                    polls: 0,
+                },
+            );
         });
     }
 
@@ -467,7 +554,8 @@ impl PollTracker {
                 }
             });
             let interval = std::cmp::max(interval, state.interval);
-            let too_fast = now.duration_since(state.last) < Duration::from_secs(u64::try_from(interval).unwrap_or(0));
+            let too_fast = now.duration_since(state.last)
+                < Duration::from_secs(u64::try_from(interval).unwrap_or(0));
             state.last = now;
             state.interval = interval;
             state.polls += 1;

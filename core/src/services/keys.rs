@@ -7,7 +7,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey};
-use sea_orm::{ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, QueryOrder as _, Set};
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
+    QueryOrder as _, Set,
+};
 use uuid::Uuid;
 
 use crate::crypto::{self, Keyring};
@@ -22,7 +25,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -30,7 +35,9 @@ impl std::fmt::Debug for SigningKey {
 /// on every token, while a rotation by another instance is picked up quickly.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    current: std::sync::Mutex<std::collections::HashMap<Uuid, (std::time::Instant, std::sync::Arc<SigningKey>)>>,
+    current: std::sync::Mutex<
+        std::collections::HashMap<Uuid, (std::time::Instant, std::sync::Arc<SigningKey>)>,
+    >,
 }
 
 /// How long a cached key is used before the database is asked again.
@@ -41,7 +48,12 @@ impl KeyCache {
     ///
     /// # Errors
     /// As [`current`].
-    pub async fn current(&self, db: &impl ConnectionTrait, keyring: &Keyring, workspace_id: Uuid) -> Result<std::sync::Arc<SigningKey>, Error> {
+    pub async fn current(
+        &self,
+        db: &impl ConnectionTrait,
+        keyring: &Keyring,
+        workspace_id: Uuid,
+    ) -> Result<std::sync::Arc<SigningKey>, Error> {
         let cached = self
             .lock()
             .get(&workspace_id)
@@ -51,7 +63,8 @@ impl KeyCache {
             return Ok(key);
         }
         let key = std::sync::Arc::new(current(db, keyring, workspace_id).await?);
-        self.lock().insert(workspace_id, (std::time::Instant::now(), key.clone()));
+        self.lock()
+            .insert(workspace_id, (std::time::Instant::now(), key.clone()));
         Ok(key)
     }
 
@@ -60,8 +73,15 @@ impl KeyCache {
         self.lock().remove(&workspace_id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, (std::time::Instant, std::sync::Arc<SigningKey>)>> {
-        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<Uuid, (std::time::Instant, std::sync::Arc<SigningKey>)>,
+    > {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -69,7 +89,11 @@ impl KeyCache {
 ///
 /// # Errors
 /// When generation or the insert fails.
-pub async fn create(db: &impl ConnectionTrait, keyring: &Keyring, workspace_id: Uuid) -> Result<signing_key::Model, Error> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    keyring: &Keyring,
+    workspace_id: Uuid,
+) -> Result<signing_key::Model, Error> {
     let pkcs8 = tokio::task::spawn_blocking(|| {
         KeyPair::generate(KeySize::Rsa2048)
             .and_then(|k| k.as_der())
@@ -90,7 +114,10 @@ pub async fn create(db: &impl ConnectionTrait, keyring: &Keyring, workspace_id: 
     let now = crate::now();
     // The previous current key retires now; it stays published while its tokens live.
     signing_key::Entity::update_many()
-        .col_expr(signing_key::Column::RetiredAt, sea_orm::sea_query::Expr::value(now))
+        .col_expr(
+            signing_key::Column::RetiredAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
         .filter(signing_key::Column::WorkspaceId.eq(workspace_id))
         .filter(signing_key::Column::RetiredAt.is_null())
         .exec(db)
@@ -113,7 +140,11 @@ pub async fn create(db: &impl ConnectionTrait, keyring: &Keyring, workspace_id: 
 ///
 /// # Errors
 /// `Internal` when the workspace has no key or it cannot be unsealed (a changed master key).
-pub async fn current(db: &impl ConnectionTrait, keyring: &Keyring, workspace_id: Uuid) -> Result<SigningKey, Error> {
+pub async fn current(
+    db: &impl ConnectionTrait,
+    keyring: &Keyring,
+    workspace_id: Uuid,
+) -> Result<SigningKey, Error> {
     let model = signing_key::Entity::find()
         .filter(signing_key::Column::WorkspaceId.eq(workspace_id))
         .filter(signing_key::Column::RetiredAt.is_null())
@@ -160,5 +191,6 @@ fn encoding_key(pkcs8: &[u8]) -> Result<EncodingKey, Error> {
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
         STANDARD.encode(pkcs8)
     );
-    EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| Error::Internal(format!("cannot load signing key: {e}")))
+    EncodingKey::from_rsa_pem(pem.as_bytes())
+        .map_err(|e| Error::Internal(format!("cannot load signing key: {e}")))
 }

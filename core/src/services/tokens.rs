@@ -92,7 +92,11 @@ pub async fn issue_for_user(
     let access = AccessClaims {
         iss: g.issuer,
         sub: g.user.id.to_string(),
-        aud: g.settings.audience.as_deref().unwrap_or(&g.client.client_id),
+        aud: g
+            .settings
+            .audience
+            .as_deref()
+            .unwrap_or(&g.client.client_id),
         client_id: &g.client.client_id,
         scope: scope.clone(),
         iat: now,
@@ -113,7 +117,11 @@ pub async fn issue_for_user(
             auth_time: g.auth_time,
             name: g.user.name.as_deref().filter(|_| profile),
             preferred_username: Some(g.user.username.as_str()).filter(|_| profile),
-            email: g.user.email.as_deref().filter(|_| g.scopes.contains("email")),
+            email: g
+                .user
+                .email
+                .as_deref()
+                .filter(|_| g.scopes.contains("email")),
         };
         Some(sign(key, "JWT", &claims)?)
     } else {
@@ -161,5 +169,6 @@ fn sign<T: Serialize>(key: &SigningKey, typ: &str, claims: &T) -> Result<String,
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(key.kid.clone());
     header.typ = Some(typ.to_owned());
-    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| Error::Internal(format!("signing failed: {e}")))
+    jsonwebtoken::encode(&header, claims, &key.encoding)
+        .map_err(|e| Error::Internal(format!("signing failed: {e}")))
 }

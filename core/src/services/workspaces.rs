@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use crate::crypto::Keyring;
 use crate::entities::workspace;
-use crate::services::keys;
 use crate::error::Error;
 use crate::services::audit::{self, Actor};
+use crate::services::keys;
 use crate::types::{CodeCharset, CodeLength, DisplayName, Seconds, Slug};
 
 /// The slug of the workspace every fresh install has.

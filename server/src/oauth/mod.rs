@@ -1,6 +1,54 @@
 //! OAuth 2.0 / OpenID Connect endpoints of each workspace (`/w/{slug}/…`).
 
+pub mod device;
+pub mod error;
+pub mod params;
+pub mod token;
+pub mod well_known;
+
 use actix_web::web;
+use vestibule_core::Core;
+use vestibule_core::entities::workspace;
+use vestibule_core::services::workspaces;
+
+use error::OAuthResponse;
+
+/// Paths of the endpoints under a workspace's issuer, shared by the routes and discovery.
+pub mod paths {
+    pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+    pub const TOKEN: &str = "/token";
+    pub const JWKS: &str = "/jwks";
+    pub const AUTHORIZE: &str = "/authorize";
+}
 
 /// Registers the protocol endpoints.
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/w/{slug}")
+            .route(
+                paths::DEVICE_AUTHORIZATION,
+                web::post().to(device::authorize),
+            )
+            .route(paths::TOKEN, web::post().to(token::token))
+            .route(paths::JWKS, web::get().to(well_known::jwks))
+            .route(
+                paths::AUTHORIZE,
+                web::get().to(well_known::authorize_unavailable),
+            )
+            .route(
+                "/.well-known/openid-configuration",
+                web::get().to(well_known::openid_configuration),
+            ),
+    )
+    .route(
+        "/.well-known/oauth-authorization-server/w/{slug}",
+        web::get().to(well_known::openid_configuration),
+    );
+}
+
+/// The workspace a `/w/{slug}` path names.
+async fn workspace(core: &Core, slug: &str) -> Result<workspace::Model, OAuthResponse> {
+    workspaces::find(&core.db, slug)
+        .await?
+        .ok_or_else(|| OAuthResponse::UnknownWorkspace(slug.to_owned()))
+}
