@@ -1,5 +1,6 @@
 //! Vestibule's domain: configuration, types, entities and services. Knows nothing of HTTP.
 
+pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -32,6 +33,8 @@ pub struct Core {
     pub polls: Arc<services::device_grants::PollTracker>,
     /// Unsealed signing keys, briefly cached.
     pub keys: Arc<services::keys::KeyCache>,
+    /// Workspaces and clients, briefly cached for the protocol endpoints.
+    pub records: Arc<cache::Records>,
 }
 
 impl Core {
@@ -56,6 +59,7 @@ impl Core {
                 keyring: Arc::new(keyring),
                 polls: Arc::default(),
                 keys: Arc::default(),
+                records: Arc::default(),
             },
             report,
         ))

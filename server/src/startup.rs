@@ -71,6 +71,7 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(%bind, port, "listening");
+        spawn_housekeeping(&core);
         Ok(Self { port, server, core })
     }
 
@@ -91,6 +92,19 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Forgets in-memory poll state of grants nobody polls any more. Ends with the last `Core`.
+fn spawn_housekeeping(core: &Core) {
+    let polls = std::sync::Arc::downgrade(&core.polls);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let Some(polls) = polls.upgrade() else { break };
+            polls.purge(std::time::Duration::from_secs(15 * 60));
+        }
+    });
 }
 
 /// Request counts by route and status, and a latency histogram, on a registry of this app's

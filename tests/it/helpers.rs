@@ -110,7 +110,10 @@ pub fn base_env(db: &TestDb, data_dir: &Path) -> HashMap<String, String> {
             "VESTIBULE__BOOTSTRAP__ADMIN_PASSWORD".into(),
             ADMIN_PASSWORD.into(),
         ),
-        ("VESTIBULE__LOG__LEVEL".into(), std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into())),
+        (
+            "VESTIBULE__LOG__LEVEL".into(),
+            std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        ),
     ])
 }
 
@@ -138,8 +141,14 @@ impl TestApp {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        env.insert("VESTIBULE__SERVER__BIND".into(), format!("127.0.0.1:{port}"));
-        env.insert("VESTIBULE__SERVER__PUBLIC_URL".into(), format!("http://127.0.0.1:{port}"));
+        env.insert(
+            "VESTIBULE__SERVER__BIND".into(),
+            format!("127.0.0.1:{port}"),
+        );
+        env.insert(
+            "VESTIBULE__SERVER__PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
         customize(&mut env);
         let settings = Settings::load_from(None, env).expect("test settings");
         if std::env::var_os("TEST_LOG").is_some() {

@@ -215,13 +215,15 @@ impl Credentials {
 /// # Errors
 /// `invalid_client` for any failure to authenticate.
 pub async fn authenticate(
-    db: &impl ConnectionTrait,
-    keyring: &Keyring,
+    core: &crate::Core,
     workspace_id: Uuid,
     credentials: &Credentials,
-) -> Result<client::Model, crate::oauth::OAuthError> {
+) -> Result<std::sync::Arc<client::Model>, crate::oauth::OAuthError> {
     use crate::oauth::OAuthError;
-    let found = find(db, credentials.client_id())
+    let keyring = &core.keyring;
+    let found = core
+        .records
+        .client(&core.db, credentials.client_id())
         .await?
         .filter(|c| c.workspace_id == workspace_id);
     match (credentials, found) {

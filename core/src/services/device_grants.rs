@@ -159,6 +159,18 @@ pub async fn start(
         .await;
         match inserted {
             Ok(grant) => {
+                audit::record(
+                    &core.db,
+                    audit::Event {
+                        actor: &Actor::Client(client.client_id.clone()),
+                        workspace_id: Some(workspace.id),
+                        action: "device.requested",
+                        target: Some(grant.id.to_string()),
+                        detail: serde_json::json!({ "scopes": grant.scopes, "user_agent": grant.user_agent }),
+                        ip: grant.created_ip.clone(),
+                    },
+                )
+                .await?;
                 core.polls.started(grant.id);
                 return Ok(Started {
                     grant,
@@ -425,7 +437,10 @@ async fn redeem(
     let polls = core.polls.polls(grant.id);
     // Everything that needs its own connection comes before the transaction takes one.
     let settings = Settings::from_model(workspace)?;
-    let key = core.keys.current(&core.db, &core.keyring, workspace.id).await?;
+    let key = core
+        .keys
+        .current(&core.db, &core.keyring, workspace.id)
+        .await?;
     let issuer = tokens::issuer(&core.settings.server.public_url, &workspace.slug);
     let txn = core.db.begin().await?;
     let consumed = device_grant::Entity::update_many()
@@ -455,12 +470,6 @@ async fn redeem(
         .ok_or_else(|| {
             OAuthError::invalid_grant("the approving user no longer exists or is disabled")
         })?;
-    let settings = Settings::from_model(workspace)?;
-    let key = core
-        .keys
-        .current(&core.db, &core.keyring, workspace.id)
-        .await?;
-    let issuer = tokens::issuer(&core.settings.server.public_url, &workspace.slug);
     let issued = tokens::issue_for_user(
         &txn,
         &core.keyring,

@@ -29,7 +29,7 @@ pub async fn authorize(
     let workspace = super::workspace(&core, &slug).await?;
     let params = Params::parse(&req, &body)?;
     let credentials = params.credentials(&req)?;
-    let client = clients::authenticate(&core.db, &core.keyring, workspace.id, &credentials).await?;
+    let client = clients::authenticate(&core, workspace.id, &credentials).await?;
     let scopes = device_grants::grantable_scopes(&client, params.get("scope"))?;
     let origin = device_grants::Origin {
         ip: crate::client_ip::client_ip(&req, &core.settings.server.trusted_proxies)

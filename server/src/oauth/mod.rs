@@ -7,9 +7,9 @@ pub mod token;
 pub mod well_known;
 
 use actix_web::web;
+use std::sync::Arc;
 use vestibule_core::Core;
 use vestibule_core::entities::workspace;
-use vestibule_core::services::workspaces;
 
 use error::OAuthResponse;
 
@@ -47,8 +47,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The workspace a `/w/{slug}` path names.
-async fn workspace(core: &Core, slug: &str) -> Result<workspace::Model, OAuthResponse> {
-    workspaces::find(&core.db, slug)
+async fn workspace(core: &Core, slug: &str) -> Result<Arc<workspace::Model>, OAuthResponse> {
+    core.records
+        .workspace(&core.db, slug)
         .await?
         .ok_or_else(|| OAuthResponse::UnknownWorkspace(slug.to_owned()))
 }

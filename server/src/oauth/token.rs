@@ -21,7 +21,7 @@ pub async fn token(
     let params = Params::parse(&req, &body)?;
     let grant_type = params.require("grant_type")?;
     let credentials = params.credentials(&req)?;
-    let client = clients::authenticate(&core.db, &core.keyring, workspace.id, &credentials).await?;
+    let client = clients::authenticate(&core, workspace.id, &credentials).await?;
     let grant = grant_type
         .parse::<Grant>()
         .ok()
