@@ -42,6 +42,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let metrics = metrics()?;
         let data = web::Data::new(core.clone());
+        let app_core = core.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap_fn(|req, srv| {
@@ -59,12 +60,13 @@ impl Application {
                     }
                 })
                 .wrap(metrics.clone())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 .app_data(data.clone())
                 .service(routes::health::healthz)
                 .service(routes::health::readyz)
                 .configure(crate::oauth::configure)
-                .configure(crate::activate::configure)
+                .configure(crate::html::configure)
+                .configure(|cfg| crate::activate::configure(cfg, &app_core))
                 .configure(vestibule_console::configure)
         })
         .shutdown_timeout(10)

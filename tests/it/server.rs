@@ -88,10 +88,10 @@ async fn serve_stops_gracefully_on_sigterm() {
     let log = std::thread::spawn(move || {
         let mut all = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["message"] == "listening" {
-                    let _ = port_tx.send(v["port"].as_u64().unwrap_or_default());
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "listening"
+            {
+                let _ = port_tx.send(v["port"].as_u64().unwrap_or_default());
             }
             all.push_str(&line);
             all.push('\n');

@@ -1,0 +1,173 @@
+//! `GET/POST /activate/consent`: what the device asks for, from where, and the decision.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use vestibule_core::Core;
+use vestibule_core::services::device_grants::Decision;
+use vestibule_core::types::ScopeSet;
+
+use super::SIGN_IN_PATH;
+use super::csrf::{CsrfForm, CsrfProtected};
+use super::device::{self, Network};
+use super::error::ActivateError;
+use super::flow::{self, Current, SignedUser};
+use super::session::ActivateSession;
+use crate::html::{self, see_other};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionForm {
+    decision: Option<String>,
+    /// The grant the page showed. A browser always sends it, so a decision made on an old tab
+    /// cannot land on a code entered later in another tab.
+    grant: Option<Uuid>,
+    csrf_token: Option<String>,
+}
+
+impl CsrfProtected for DecisionForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
+#[derive(Serialize)]
+struct ConsentPage<'a> {
+    csrf_token: String,
+    grant: Uuid,
+    client_name: &'a str,
+    workspace_name: &'a str,
+    signed_in_as: &'a str,
+    user_code: String,
+    scopes: Vec<String>,
+    asked: String,
+    device_kind: String,
+    /// `same`, `different` or `unknown`.
+    network: &'static str,
+}
+
+pub async fn show(
+    core: web::Data<Core>,
+    session: ActivateSession,
+    req: HttpRequest,
+) -> Result<HttpResponse, ActivateError> {
+    let current = flow::current(&core, &session).await?;
+    let Some(user) = flow::signed_in_user(&core, &session, current.pending.workspace.id).await?
+    else {
+        return Ok(see_other(SIGN_IN_PATH));
+    };
+    let browser = crate::client_ip::client_ip(&req, &core.settings.server.trusted_proxies);
+    let page = page(
+        &current,
+        &user,
+        session.csrf_token()?,
+        device::network(current.pending.grant.created_ip.as_deref(), browser),
+    );
+    Ok(html::page(StatusCode::OK, "activate/consent.html", &page)?)
+}
+
+pub async fn submit(
+    core: web::Data<Core>,
+    session: ActivateSession,
+    req: HttpRequest,
+    CsrfForm(form): CsrfForm<DecisionForm>,
+) -> Result<HttpResponse, ActivateError> {
+    let decision = match form.decision.as_deref() {
+        Some("approve") => Decision::Approve,
+        Some("deny") => Decision::Deny,
+        _ => return Err(ActivateError::BadValue("decision")),
+    };
+    let current = flow::current(&core, &session).await?;
+    if form
+        .grant
+        .is_some_and(|shown| shown != current.code.grant_id)
+    {
+        // The session moved on to another code since this page was shown: show that one.
+        return Ok(see_other(super::CONSENT_PATH));
+    }
+    let Some(user) = flow::signed_in_user(&core, &session, current.pending.workspace.id).await?
+    else {
+        return Ok(see_other(SIGN_IN_PATH));
+    };
+    flow::decide(
+        &core,
+        &session,
+        &req,
+        current.code.grant_id,
+        &user,
+        decision,
+    )
+    .await
+}
+
+fn page<'a>(
+    current: &'a Current,
+    user: &'a SignedUser,
+    csrf_token: String,
+    network: Network,
+) -> ConsentPage<'a> {
+    let pending = &current.pending;
+    ConsentPage {
+        csrf_token,
+        grant: pending.grant.id,
+        client_name: &pending.client.name,
+        workspace_name: &pending.workspace.name,
+        signed_in_as: user.user.name.as_deref().unwrap_or(&user.user.username),
+        user_code: pending.user_code.display(),
+        scopes: scope_words(&ScopeSet::from_stored(&pending.grant.scopes)),
+        asked: device::ago(vestibule_core::now() - pending.grant.created_at),
+        device_kind: device::kind(pending.grant.user_agent.as_deref()),
+        network: match network {
+            Network::Same => "same",
+            Network::Different => "different",
+            Network::Unknown => "unknown",
+        },
+    }
+}
+
+/// Known scopes in plain words, most basic first; others as they are named.
+const SCOPE_WORDS: [(&str, &str); 4] = [
+    ("openid", "Confirm your identity"),
+    ("profile", "Your name and username"),
+    ("email", "Your email address"),
+    (
+        "offline_access",
+        "Stay signed in on this device (until you revoke it)",
+    ),
+];
+
+fn scope_words(scopes: &ScopeSet) -> Vec<String> {
+    let known = SCOPE_WORDS
+        .iter()
+        .filter(|(scope, _)| scopes.contains(scope))
+        .map(|(_, words)| (*words).to_owned());
+    let others = scopes
+        .iter()
+        .filter(|s| !SCOPE_WORDS.iter().any(|(known, _)| known == s))
+        .map(str::to_owned);
+    known.chain(others).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_read_as_plain_words_in_a_stable_order() {
+        let words = scope_words(&ScopeSet::from_stored(
+            "offline_access email openid profile calendar.read",
+        ));
+        assert_eq!(
+            words,
+            [
+                "Confirm your identity",
+                "Your name and username",
+                "Your email address",
+                "Stay signed in on this device (until you revoke it)",
+                "calendar.read",
+            ]
+        );
+        assert!(scope_words(&ScopeSet::default()).is_empty());
+    }
+}

@@ -1,0 +1,22 @@
+//! `GET /activate/done`: how the last code ended, and back to the device.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use serde::Serialize;
+
+use super::error::ActivateError;
+use super::session::{ActivateSession, Outcome};
+use crate::html;
+
+#[derive(Serialize)]
+struct DonePage {
+    approved: bool,
+}
+
+pub async fn show(session: ActivateSession) -> Result<HttpResponse, ActivateError> {
+    let outcome = session.outcome().ok_or(ActivateError::NoCodeInProgress)?;
+    let page = DonePage {
+        approved: outcome == Outcome::Approved,
+    };
+    Ok(html::page(StatusCode::OK, "activate/done.html", &page)?)
+}

@@ -1,0 +1,148 @@
+//! `GET/POST /activate`: entering a user code, typed or through `verification_uri_complete`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use vestibule_core::Core;
+use vestibule_core::services::device_grants::{self, Lookup};
+
+use super::csrf::{CsrfForm, CsrfProtected};
+use super::error::ActivateError;
+use super::flow::{self, Current};
+use super::session::{ActivateSession, CodeInProgress};
+use super::{CONSENT_PATH, SIGN_IN_PATH};
+use crate::html::{self, see_other};
+
+/// `?user_code=`; other parameters (campaign tags and the like) are ignored.
+#[derive(Deserialize)]
+pub struct EntryQuery {
+    user_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryForm {
+    #[serde(default)]
+    user_code: String,
+    csrf_token: Option<String>,
+}
+
+impl CsrfProtected for EntryForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
+#[derive(Serialize)]
+struct EntryPage<'a> {
+    csrf_token: String,
+    user_code: &'a str,
+    message: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    Typed,
+    /// Through `verification_uri_complete`: a link or QR code someone else may have made.
+    CompleteUri,
+}
+
+pub async fn show(
+    core: web::Data<Core>,
+    session: ActivateSession,
+    req: HttpRequest,
+    query: web::Query<EntryQuery>,
+) -> Result<HttpResponse, ActivateError> {
+    match query.user_code.as_deref().filter(|c| !c.trim().is_empty()) {
+        Some(code) => look_up(&core, &session, &req, code, Arrival::CompleteUri).await,
+        None => form(&session, StatusCode::OK, "", None),
+    }
+}
+
+pub async fn submit(
+    core: web::Data<Core>,
+    session: ActivateSession,
+    req: HttpRequest,
+    CsrfForm(entered): CsrfForm<EntryForm>,
+) -> Result<HttpResponse, ActivateError> {
+    if entered.user_code.trim().is_empty() {
+        return form(
+            &session,
+            StatusCode::BAD_REQUEST,
+            "",
+            Some("Enter the code shown on your device."),
+        );
+    }
+    look_up(&core, &session, &req, &entered.user_code, Arrival::Typed).await
+}
+
+fn form(
+    session: &ActivateSession,
+    status: StatusCode,
+    user_code: &str,
+    message: Option<&str>,
+) -> Result<HttpResponse, ActivateError> {
+    let page = EntryPage {
+        csrf_token: session.csrf_token()?,
+        user_code,
+        message,
+    };
+    Ok(html::page(status, "activate/entry.html", &page)?)
+}
+
+async fn look_up(
+    core: &Core,
+    session: &ActivateSession,
+    req: &HttpRequest,
+    typed: &str,
+    arrival: Arrival,
+) -> Result<HttpResponse, ActivateError> {
+    let pending = match device_grants::find_by_user_code(&core.db, &core.keyring, typed).await? {
+        Lookup::Pending(pending) => *pending,
+        Lookup::Unknown => {
+            return form(
+                session,
+                StatusCode::BAD_REQUEST,
+                typed,
+                Some(
+                    "We don't know that code — check the code shown on your device and try again.",
+                ),
+            );
+        }
+        Lookup::Expired => {
+            return form(
+                session,
+                StatusCode::GONE,
+                "",
+                Some("This code has expired — start again on your device."),
+            );
+        }
+        Lookup::AlreadyUsed => {
+            return form(
+                session,
+                StatusCode::CONFLICT,
+                "",
+                Some(
+                    "This code was already used. Each code works once — start again on your device if you need to.",
+                ),
+            );
+        }
+    };
+    // Once a grant came through a link, typing its code afterwards does not launder it.
+    let came_by_link = session
+        .code()
+        .is_some_and(|c| c.grant_id == pending.grant.id && c.via_complete_uri);
+    let code = CodeInProgress {
+        grant_id: pending.grant.id,
+        user_code: pending.user_code.as_str().to_owned(),
+        via_complete_uri: arrival == Arrival::CompleteUri || came_by_link,
+    };
+    session.set_code(&code)?;
+    let current = Current { pending, code };
+    match flow::signed_in_user(core, session, current.pending.workspace.id).await? {
+        None => Ok(see_other(SIGN_IN_PATH)),
+        // A GET changes no grant: the link only leads to the consent page.
+        Some(_) if arrival == Arrival::CompleteUri => Ok(see_other(CONSENT_PATH)),
+        Some(user) => flow::after_sign_in(core, session, req, &current, &user).await,
+    }
+}

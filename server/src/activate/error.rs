@@ -1,0 +1,140 @@
+//! Everything that can stop an `/activate` request, and the one place each becomes a page.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::html;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActivateError {
+    /// A POST without the session's CSRF token.
+    #[error("missing or wrong CSRF token")]
+    Csrf,
+    /// A form or query that does not parse (unknown or malformed fields).
+    #[error("unreadable form: {0}")]
+    BadForm(String),
+    /// A form value outside what the page offers (e.g. a `decision` that is neither button).
+    #[error("unexpected value for {0}")]
+    BadValue(&'static str),
+    /// A step page reached without a code in progress: back to the start.
+    #[error("no user code in progress")]
+    NoCodeInProgress,
+    #[error("the user code has expired")]
+    CodeExpired,
+    #[error("the user code was already used")]
+    CodeUsed,
+    #[error("no such page")]
+    NotFound,
+    /// A failure that is ours, not the user's. Logged; the page says nothing of it.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<vestibule_core::Error> for ActivateError {
+    fn from(e: vestibule_core::Error) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<html::RenderError> for ActivateError {
+    fn from(e: html::RenderError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<actix_session::SessionInsertError> for ActivateError {
+    fn from(e: actix_session::SessionInsertError) -> Self {
+        Self::Internal(format!("cannot write the session: {e}"))
+    }
+}
+
+/// What `activate/problem.html` shows.
+#[derive(Serialize)]
+struct Problem<'a> {
+    title: &'a str,
+    message: &'a str,
+    next: Option<Link>,
+}
+
+/// A way on from a problem: where to go and what the link says.
+#[derive(Serialize)]
+struct Link {
+    href: &'static str,
+    text: &'static str,
+}
+
+const START_AGAIN: Option<Link> = Some(Link {
+    href: super::ENTRY_PATH,
+    text: "Enter another code",
+});
+
+impl ActivateError {
+    fn problem(&self) -> Problem<'_> {
+        match self {
+            Self::Csrf => Problem {
+                title: "This form has expired",
+                message: "This form expired or was not sent by this site — go back and try again.",
+                next: START_AGAIN,
+            },
+            Self::BadForm(_) | Self::BadValue(_) => Problem {
+                title: "That request could not be read",
+                message: "The form that was sent is not one this page offers. Go back and try again.",
+                next: START_AGAIN,
+            },
+            Self::CodeExpired => Problem {
+                title: "This code has expired",
+                message: "This code has expired — start again on your device to get a new code.",
+                next: START_AGAIN,
+            },
+            Self::CodeUsed => Problem {
+                title: "This code was already used",
+                message: "This code was already used. Each code works once — if you did not use it, \
+                          start again on your device.",
+                next: START_AGAIN,
+            },
+            Self::NotFound => Problem {
+                title: "Page not found",
+                message: "There is no page at this address.",
+                next: START_AGAIN,
+            },
+            Self::NoCodeInProgress | Self::Internal(_) => Problem {
+                title: "Something went wrong",
+                message: "Something went wrong on our side. Please try again in a moment.",
+                next: None,
+            },
+        }
+    }
+}
+
+impl ResponseError for ActivateError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::BadForm(_) | Self::BadValue(_) => StatusCode::BAD_REQUEST,
+            Self::NoCodeInProgress => StatusCode::SEE_OTHER,
+            Self::CodeExpired => StatusCode::GONE,
+            Self::CodeUsed => StatusCode::CONFLICT,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::NoCodeInProgress => return html::see_other(super::ENTRY_PATH),
+            Self::Internal(message) => tracing::error!(error = %message, "/activate failed"),
+            Self::Csrf => {
+                tracing::info!("/activate: form refused for a missing or wrong CSRF token")
+            }
+            Self::BadForm(reason) => tracing::debug!(%reason, "/activate: unreadable form"),
+            _ => {}
+        }
+        html::page(self.status_code(), "activate/problem.html", &self.problem()).unwrap_or_else(
+            |e| {
+                tracing::error!(error = %e, "cannot render the /activate error page");
+                html::fallback_error_page()
+            },
+        )
+    }
+}

@@ -1,0 +1,110 @@
+//! `GET/POST /activate/sign-in`: signing in to the workspace of the code being entered.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use vestibule_core::Core;
+use vestibule_core::services::users;
+
+use super::csrf::{CsrfForm, CsrfProtected};
+use super::error::ActivateError;
+use super::flow::{self, Current, SignedUser};
+use super::session::{ActivateSession, SignedIn};
+use crate::html;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    csrf_token: Option<String>,
+}
+
+impl CsrfProtected for SignInForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
+#[derive(Serialize)]
+struct SignInPage<'a> {
+    csrf_token: String,
+    workspace_name: &'a str,
+    client_name: &'a str,
+    workspace_slug: &'a str,
+    username: &'a str,
+    message: Option<&'a str>,
+}
+
+pub async fn show(
+    core: web::Data<Core>,
+    session: ActivateSession,
+) -> Result<HttpResponse, ActivateError> {
+    let current = flow::current(&core, &session).await?;
+    form(&session, &current, StatusCode::OK, "", None)
+}
+
+pub async fn submit(
+    core: web::Data<Core>,
+    session: ActivateSession,
+    req: HttpRequest,
+    CsrfForm(credentials): CsrfForm<SignInForm>,
+) -> Result<HttpResponse, ActivateError> {
+    let current = flow::current(&core, &session).await?;
+    let username = credentials.username.trim();
+    if username.is_empty() || credentials.password.is_empty() {
+        return form(
+            &session,
+            &current,
+            StatusCode::BAD_REQUEST,
+            username,
+            Some("Enter your username and your password."),
+        );
+    }
+    let workspace = &current.pending.workspace;
+    let Some(user) =
+        users::authenticate(&core.db, workspace.id, username, &credentials.password).await?
+    else {
+        return form(
+            &session,
+            &current,
+            StatusCode::UNAUTHORIZED,
+            username,
+            Some("That username and password do not match. Check them and try again."),
+        );
+    };
+    let auth_time = vestibule_core::now();
+    session.sign_in(SignedIn {
+        workspace_id: workspace.id,
+        user_id: user.id,
+        auth_time,
+    })?;
+    flow::after_sign_in(
+        &core,
+        &session,
+        &req,
+        &current,
+        &SignedUser { user, auth_time },
+    )
+    .await
+}
+
+fn form(
+    session: &ActivateSession,
+    current: &Current,
+    status: StatusCode,
+    username: &str,
+    message: Option<&str>,
+) -> Result<HttpResponse, ActivateError> {
+    let page = SignInPage {
+        csrf_token: session.csrf_token()?,
+        workspace_name: &current.pending.workspace.name,
+        client_name: &current.pending.client.name,
+        workspace_slug: &current.pending.workspace.slug,
+        username,
+        message,
+    };
+    Ok(html::page(status, "activate/sign_in.html", &page)?)
+}

@@ -1,0 +1,286 @@
+//! Server-rendered HTML shared by every page surface: the embedded tera templates, the response
+//! headers every page carries, and the embedded files under `/static/`.
+
+use std::sync::LazyLock;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use include_dir::{Dir, include_dir};
+use serde::Serialize;
+
+static TEMPLATE_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../templates");
+static STATIC_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../static");
+
+/// Parsed once per process: the templates are compiled into the binary, so every app instance
+/// would parse the same text, and error pages are rendered where no request state is at hand.
+static EMBEDDED: LazyLock<Result<Templates, String>> =
+    LazyLock::new(|| Templates::parse(&TEMPLATE_DIR).map_err(|e| error_chain(&e)));
+
+/// What a page sends besides its body. Pages show codes and forms: nothing may be cached,
+/// framed (clickjacking a consent button) or leaked through the `Referer` header.
+const PAGE_HEADERS: [(header::HeaderName, &str); 5] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+];
+
+/// A template that could not be rendered: a bug, reported as a server error.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render a page: {0}")]
+pub struct RenderError(String);
+
+/// The tera templates under `templates/`, named by their path there (`activate/entry.html`).
+/// Autoescaping is on for `.html`.
+pub struct Templates {
+    tera: tera::Tera,
+}
+
+impl Templates {
+    /// The templates compiled into this binary.
+    ///
+    /// # Errors
+    /// When an embedded template does not parse (caught by the unit tests below).
+    pub fn embedded() -> Result<&'static Self, RenderError> {
+        EMBEDDED
+            .as_ref()
+            .map_err(|message| RenderError(message.clone()))
+    }
+
+    fn parse(dir: &Dir<'_>) -> Result<Self, tera::Error> {
+        let mut sources = Vec::new();
+        collect_templates(dir, &mut sources);
+        let mut tera = tera::Tera::default();
+        tera.add_raw_templates(sources)?;
+        Ok(Self { tera })
+    }
+
+    /// # Errors
+    /// When the template is missing or fails on the context.
+    pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
+        let context =
+            tera::Context::from_serialize(context).map_err(|e| RenderError(error_chain(&e)))?;
+        self.tera
+            .render(name, &context)
+            .map_err(|e| RenderError(error_chain(&e)))
+    }
+}
+
+fn collect_templates<'a>(dir: &Dir<'a>, out: &mut Vec<(String, &'a str)>) {
+    for file in dir.files() {
+        if let Some(text) = file.contents_utf8() {
+            out.push((file.path().to_string_lossy().into_owned(), text));
+        }
+    }
+    for sub in dir.dirs() {
+        collect_templates(sub, out);
+    }
+}
+
+/// Tera nests the reason in its error sources; a log line needs all of it.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Renders `template` into a page with `status`.
+///
+/// # Errors
+/// When rendering fails.
+pub fn page(
+    status: StatusCode,
+    template: &str,
+    context: &impl Serialize,
+) -> Result<HttpResponse, RenderError> {
+    let body = Templates::embedded()?.render(template, context)?;
+    Ok(page_from_body(status, body))
+}
+
+/// A page from already rendered HTML, with the headers every page carries.
+#[must_use]
+pub fn page_from_body(status: StatusCode, body: String) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    response.content_type("text/html; charset=utf-8");
+    for (name, value) in PAGE_HEADERS {
+        response.insert_header((name, HeaderValue::from_static(value)));
+    }
+    response.body(body)
+}
+
+/// `303 See Other` to a path of this site, for after a form is handled.
+#[must_use]
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// The last-resort error page, for when the templates themselves fail.
+#[must_use]
+pub fn fallback_error_page() -> HttpResponse {
+    page_from_body(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Something went wrong</title></head><body><h1>Something went wrong</h1>\
+         <p>Please try again in a moment.</p></body></html>"
+            .to_owned(),
+    )
+}
+
+/// Registers `GET /static/{file}`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/static/{file}", web::get().to(static_file));
+}
+
+/// Serves a file of `static/`. They change only with a new binary, so browsers may keep them
+/// an hour and revalidate by `ETag` after that.
+async fn static_file(req: HttpRequest, file: web::Path<String>) -> HttpResponse {
+    let Some(found) = STATIC_DIR.get_file(file.as_str()) else {
+        return HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("not found");
+    };
+    let etag = format!("\"{:016x}\"", fnv1a(found.contents()));
+    let fresh = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if fresh {
+        return response.finish();
+    }
+    response
+        .content_type(content_type(file.as_str()))
+        .body(found.contents())
+}
+
+fn content_type(file: &str) -> &'static str {
+    match file.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("woff2") => "font/woff2",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A content fingerprint for `ETag`: stable across builds and processes, unlike `DefaultHasher`.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    #[test]
+    fn every_embedded_template_parses() {
+        let templates = Templates::embedded().unwrap();
+        assert!(
+            templates
+                .tera
+                .get_template_names()
+                .any(|n| n == "base.html")
+        );
+        assert!(
+            templates
+                .tera
+                .get_template_names()
+                .any(|n| n == "activate/entry.html")
+        );
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        let body = Templates::embedded()
+            .unwrap()
+            .render(
+                "activate/problem.html",
+                &serde_json::json!({ "title": "<b>x</b>", "message": "\"'&" }),
+            )
+            .unwrap();
+        assert!(body.contains("&lt;b&gt;x&lt;&#x2F;b&gt;"), "{body}");
+        assert!(!body.contains("<b>x</b>"));
+        assert!(body.contains("&quot;&#x27;&amp;"), "{body}");
+    }
+
+    #[test]
+    fn content_types_by_extension() {
+        assert_eq!(content_type("vestibule.css"), "text/css; charset=utf-8");
+        assert_eq!(content_type("logo.svg"), "image/svg+xml");
+        assert_eq!(content_type("README"), "application/octet-stream");
+    }
+
+    #[actix_web::test]
+    async fn static_files_are_served_cached_and_revalidated() {
+        let app = actix_web::test::init_service(actix_web::App::new().configure(configure)).await;
+        let res = actix_web::test::call_service(
+            &app,
+            actix_web::test::TestRequest::get()
+                .uri("/static/vestibule.css")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            res.headers().get(header::CONTENT_TYPE).unwrap(),
+            "text/css; charset=utf-8"
+        );
+        assert_eq!(
+            res.headers().get(header::CACHE_CONTROL).unwrap(),
+            "public, max-age=3600"
+        );
+        let etag = res.headers().get(header::ETAG).unwrap().clone();
+        assert!(!to_bytes(res.into_body()).await.unwrap().is_empty());
+
+        let again = actix_web::test::call_service(
+            &app,
+            actix_web::test::TestRequest::get()
+                .uri("/static/vestibule.css")
+                .insert_header((header::IF_NONE_MATCH, etag))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+        for missing in ["/static/nope.css", "/static/..%2FCargo.toml"] {
+            let res = actix_web::test::call_service(
+                &app,
+                actix_web::test::TestRequest::get()
+                    .uri(missing)
+                    .to_request(),
+            )
+            .await;
+            assert_eq!(res.status(), StatusCode::NOT_FOUND, "{missing}");
+        }
+    }
+}
