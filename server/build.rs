@@ -1,7 +1,6 @@
-//! Rebuilds the server when a template or static file is added or changed: they are embedded
-//! with `include_dir!`, which cannot tell cargo about new files itself.
+//! Rebuilds the server when a static file is added or changed: they are embedded with
+//! `include_dir!`, which cannot tell cargo about new files itself.
 
 fn main() {
-    println!("cargo::rerun-if-changed=../templates");
     println!("cargo::rerun-if-changed=../static");
 }

@@ -138,6 +138,7 @@ pub struct Keyring {
     pepper: hmac::Key,
     sealing: aead::LessSafeKey,
     session: [u8; 64],
+    console_session: [u8; 64],
 }
 
 impl fmt::Debug for Keyring {
@@ -162,10 +163,17 @@ impl Keyring {
         let mut session = [0u8; 64];
         session[..32].copy_from_slice(master.derive("vestibule/session/v1/a").as_ref());
         session[32..].copy_from_slice(master.derive("vestibule/session/v1/b").as_ref());
+        // Its own key, so a cookie of one surface can never be replayed as the other's.
+        let mut console_session = [0u8; 64];
+        console_session[..32]
+            .copy_from_slice(master.derive("vestibule/console-session/v1/a").as_ref());
+        console_session[32..]
+            .copy_from_slice(master.derive("vestibule/console-session/v1/b").as_ref());
         Ok(Self {
             pepper,
             sealing: aead::LessSafeKey::new(unbound),
             session,
+            console_session,
         })
     }
 
@@ -222,11 +230,25 @@ impl Keyring {
         Ok(plain.to_vec())
     }
 
-    /// 64 bytes for signing and encrypting session cookies.
+    /// 64 bytes for signing and encrypting the `/activate` session cookies.
     #[must_use]
     pub fn session_key(&self) -> &[u8; 64] {
         &self.session
     }
+
+    /// 64 bytes for signing and encrypting the console's session cookies: distinct from
+    /// [`Keyring::session_key`].
+    #[must_use]
+    pub fn console_session_key(&self) -> &[u8; 64] {
+        &self.console_session
+    }
+}
+
+/// Whether two secrets (tokens, not passwords) are equal, in time that does not depend on
+/// where they differ.
+#[must_use]
+pub fn same_secret(expected: &str, presented: &str) -> bool {
+    constant_time::verify_slices_are_equal(expected.as_bytes(), presented.as_bytes()).is_ok()
 }
 
 /// Bytes from the operating system's CSPRNG.
@@ -332,6 +354,13 @@ mod tests {
         assert!(!k.verify_secret(SecretKind::DeviceCode, "abd", &h));
         let other = Keyring::new(&MasterKey::from_bytes([8; 32])).unwrap();
         assert_ne!(other.hash_secret(SecretKind::DeviceCode, "abc"), h);
+    }
+
+    #[test]
+    fn session_keys_differ_per_surface() {
+        let k = keyring();
+        assert_ne!(k.session_key(), k.console_session_key());
+        assert_eq!(k.console_session_key(), keyring().console_session_key());
     }
 
     #[test]

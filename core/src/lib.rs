@@ -6,8 +6,11 @@ pub mod crypto;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod net;
 pub mod oauth;
 pub mod services;
+pub mod templates;
+pub mod throttle;
 pub mod types;
 
 use std::sync::Arc;
@@ -35,7 +38,14 @@ pub struct Core {
     pub keys: Arc<services::keys::KeyCache>,
     /// Workspaces and clients, briefly cached for the protocol endpoints.
     pub records: Arc<cache::Records>,
+    /// Failed console sign-ins per account and per client address (per instance).
+    pub admin_sign_in_failures: Arc<throttle::FailureLimiter>,
 }
+
+/// Console sign-in failures allowed per account and per address in [`ADMIN_SIGN_IN_WINDOW`].
+pub const ADMIN_SIGN_IN_MAX_FAILURES: usize = 5;
+/// The sliding window of [`ADMIN_SIGN_IN_MAX_FAILURES`].
+pub const ADMIN_SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Core {
     /// Loads the master key, connects, migrates and ensures the bootstrap state. Every command
@@ -60,6 +70,10 @@ impl Core {
                 polls: Arc::default(),
                 keys: Arc::default(),
                 records: Arc::default(),
+                admin_sign_in_failures: Arc::new(throttle::FailureLimiter::new(
+                    ADMIN_SIGN_IN_MAX_FAILURES,
+                    ADMIN_SIGN_IN_WINDOW,
+                )),
             },
             report,
         ))

@@ -1,5 +1,5 @@
-//! OAuth 2.0 error codes (RFC 6749 §5.2, RFC 8628 §3.5) as domain values. The server renders
-//! them as JSON in one place.
+//! OAuth 2.0 error codes (RFC 6749 §5.2, RFC 8628 §3.5, RFC 6750 §3.1) and token type hints
+//! (RFC 7009 §2.1) as domain values. The server renders them in one place.
 
 use std::fmt;
 
@@ -15,6 +15,10 @@ pub enum ErrorCode {
     SlowDown,
     AccessDenied,
     ExpiredToken,
+    /// RFC 6750 §3.1: a bearer token that is malformed, expired, revoked or foreign.
+    InvalidToken,
+    /// RFC 6750 §3.1: a valid bearer token without the scope the resource needs.
+    InsufficientScope,
     ServerError,
 }
 
@@ -32,6 +36,8 @@ impl ErrorCode {
             Self::SlowDown => "slow_down",
             Self::AccessDenied => "access_denied",
             Self::ExpiredToken => "expired_token",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
             Self::ServerError => "server_error",
         }
     }
@@ -62,6 +68,39 @@ impl OAuthError {
 
     pub fn invalid_grant(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidGrant, description)
+    }
+
+    pub fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidScope, description)
+    }
+}
+
+/// The two kinds of token a client can hold, as named by `token_type_hint` (RFC 7009 §2.1,
+/// RFC 7662 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    AccessToken,
+    RefreshToken,
+}
+
+impl TokenType {
+    /// The order in which to look a token up: the hinted type first, then the other one (a
+    /// hint is only a guess, RFC 7009 §2.1). Without a usable hint, refresh tokens come first:
+    /// finding one costs one indexed lookup, an access token a signature check.
+    #[must_use]
+    pub fn lookup_order(hint: Option<&str>) -> [Self; 2] {
+        match hint {
+            Some("access_token") => [Self::AccessToken, Self::RefreshToken],
+            _ => [Self::RefreshToken, Self::AccessToken],
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::RefreshToken => "refresh_token",
+        }
     }
 }
 

@@ -497,6 +497,12 @@ impl ScopeSet {
         self.0.difference(&allowed.0).cloned().collect()
     }
 
+    /// The scopes in both sets.
+    #[must_use]
+    pub fn intersection(&self, other: &Self) -> Self {
+        Self(self.0.intersection(&other.0).cloned().collect())
+    }
+
     pub fn remove(&mut self, scope: &str) {
         self.0.remove(scope);
     }

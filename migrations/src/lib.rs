@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_initial;
 mod m20261129_000002_device_flow;
+mod m20261129_000003_token_lifecycle;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_initial::Migration),
             Box::new(m20261129_000002_device_flow::Migration),
+            Box::new(m20261129_000003_token_lifecycle::Migration),
         ]
     }
 }

@@ -11,7 +11,7 @@ use vestibule_core::config::{ConfigError, Settings};
 use vestibule_core::crypto::password;
 use vestibule_core::services::audit::Actor;
 use vestibule_core::services::bootstrap::Report;
-use vestibule_core::services::{admins, clients, users, workspaces};
+use vestibule_core::services::{admins, clients, keys, users, workspaces};
 use vestibule_core::types::{
     Access, ClientId, DisplayName, Email, GrantSet, Password, Proximity, RedirectUri, ScopeSet,
     Slug, Username,
@@ -50,6 +50,19 @@ pub enum Command {
     /// End users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key current; the replaced one stays in the JWKS while tokens it
+    /// signed can still be valid.
+    Rotate {
+        #[arg(long)]
+        workspace: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,6 +403,11 @@ async fn execute(
             let ws = workspaces::get(&txn, &workspace).await?;
             let user = users::create(&txn, &actor, &ws, new).await?;
             users::to_json(&user, &ws.slug)
+        }
+        Command::Keys(KeysCommand::Rotate { workspace }) => {
+            let ws = workspaces::get(&txn, &workspace).await?;
+            let rotated = keys::rotate(&txn, &core.keyring, &actor, &ws).await?;
+            json!({ "workspace": ws.slug, "kid": rotated.key.kid, "retired_kids": rotated.retired })
         }
     };
     txn.commit().await?;

@@ -11,25 +11,13 @@ use ipnet::IpNet;
 #[must_use]
 pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip())?;
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return Some(peer);
-    }
-    let forwarded: Vec<IpAddr> = req
+    let forwarded = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    Some(
-        forwarded
-            .iter()
-            .rev()
-            .find(|ip| !is_trusted(ip))
-            .copied()
-            .unwrap_or(peer),
-    )
+        .filter_map(|v| v.to_str().ok());
+    Some(vestibule_core::net::client_address(
+        peer, forwarded, trusted,
+    ))
 }
 
 #[cfg(test)]

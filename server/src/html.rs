@@ -1,21 +1,14 @@
-//! Server-rendered HTML shared by every page surface: the embedded tera templates, the response
-//! headers every page carries, and the embedded files under `/static/`.
-
-use std::sync::LazyLock;
+//! Server-rendered HTML pages over HTTP: the response headers every page carries and the
+//! embedded files under `/static/`. The templates themselves live in `vestibule_core::templates`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use include_dir::{Dir, include_dir};
 use serde::Serialize;
+pub use vestibule_core::templates::RenderError;
 
-static TEMPLATE_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../templates");
 static STATIC_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../static");
-
-/// Parsed once per process: the templates are compiled into the binary, so every app instance
-/// would parse the same text, and error pages are rendered where no request state is at hand.
-static EMBEDDED: LazyLock<Result<Templates, String>> =
-    LazyLock::new(|| Templates::parse(&TEMPLATE_DIR).map_err(|e| error_chain(&e)));
 
 /// What a page sends besides its body. Pages show codes and forms: nothing may be cached,
 /// framed (clickjacking a consent button) or leaked through the `Referer` header.
@@ -31,70 +24,6 @@ const PAGE_HEADERS: [(header::HeaderName, &str); 5] = [
     (header::REFERRER_POLICY, "no-referrer"),
 ];
 
-/// A template that could not be rendered: a bug, reported as a server error.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot render a page: {0}")]
-pub struct RenderError(String);
-
-/// The tera templates under `templates/`, named by their path there (`activate/entry.html`).
-/// Autoescaping is on for `.html`.
-pub struct Templates {
-    tera: tera::Tera,
-}
-
-impl Templates {
-    /// The templates compiled into this binary.
-    ///
-    /// # Errors
-    /// When an embedded template does not parse (caught by the unit tests below).
-    pub fn embedded() -> Result<&'static Self, RenderError> {
-        EMBEDDED
-            .as_ref()
-            .map_err(|message| RenderError(message.clone()))
-    }
-
-    fn parse(dir: &Dir<'_>) -> Result<Self, tera::Error> {
-        let mut sources = Vec::new();
-        collect_templates(dir, &mut sources);
-        let mut tera = tera::Tera::default();
-        tera.add_raw_templates(sources)?;
-        Ok(Self { tera })
-    }
-
-    /// # Errors
-    /// When the template is missing or fails on the context.
-    pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String, RenderError> {
-        let context =
-            tera::Context::from_serialize(context).map_err(|e| RenderError(error_chain(&e)))?;
-        self.tera
-            .render(name, &context)
-            .map_err(|e| RenderError(error_chain(&e)))
-    }
-}
-
-fn collect_templates<'a>(dir: &Dir<'a>, out: &mut Vec<(String, &'a str)>) {
-    for file in dir.files() {
-        if let Some(text) = file.contents_utf8() {
-            out.push((file.path().to_string_lossy().into_owned(), text));
-        }
-    }
-    for sub in dir.dirs() {
-        collect_templates(sub, out);
-    }
-}
-
-/// Tera nests the reason in its error sources; a log line needs all of it.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 /// Renders `template` into a page with `status`.
 ///
 /// # Errors
@@ -104,7 +33,7 @@ pub fn page(
     template: &str,
     context: &impl Serialize,
 ) -> Result<HttpResponse, RenderError> {
-    let body = Templates::embedded()?.render(template, context)?;
+    let body = vestibule_core::templates::render(template, context)?;
     Ok(page_from_body(status, body))
 }
 
@@ -201,37 +130,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use actix_web::body::to_bytes;
-
-    #[test]
-    fn every_embedded_template_parses() {
-        let templates = Templates::embedded().unwrap();
-        assert!(
-            templates
-                .tera
-                .get_template_names()
-                .any(|n| n == "base.html")
-        );
-        assert!(
-            templates
-                .tera
-                .get_template_names()
-                .any(|n| n == "activate/entry.html")
-        );
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        let body = Templates::embedded()
-            .unwrap()
-            .render(
-                "activate/problem.html",
-                &serde_json::json!({ "title": "<b>x</b>", "message": "\"'&" }),
-            )
-            .unwrap();
-        assert!(body.contains("&lt;b&gt;x&lt;&#x2F;b&gt;"), "{body}");
-        assert!(!body.contains("<b>x</b>"));
-        assert!(body.contains("&quot;&#x27;&amp;"), "{body}");
-    }
 
     #[test]
     fn content_types_by_extension() {

@@ -67,7 +67,7 @@ impl Application {
                 .configure(crate::oauth::configure)
                 .configure(crate::html::configure)
                 .configure(|cfg| crate::activate::configure(cfg, &app_core))
-                .configure(vestibule_console::configure)
+                .configure(|cfg| vestibule_console::configure(cfg, &app_core))
         })
         .shutdown_timeout(10)
         .listen(listener)?
@@ -96,15 +96,22 @@ impl Application {
     }
 }
 
-/// Forgets in-memory poll state of grants nobody polls any more. Ends with the last `Core`.
+/// Forgets in-memory poll state of grants nobody polls any more, and revocations of access
+/// tokens that have expired since. Ends with the last `Core`.
 fn spawn_housekeeping(core: &Core) {
     let polls = std::sync::Arc::downgrade(&core.polls);
+    let db = core.db.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
             let Some(polls) = polls.upgrade() else { break };
             polls.purge(std::time::Duration::from_secs(15 * 60));
+            if let Err(e) =
+                vestibule_core::services::access_tokens::purge_expired_revocations(&db).await
+            {
+                tracing::warn!(error = %e, "could not purge expired access-token revocations");
+            }
         }
     });
 }

@@ -26,7 +26,7 @@ use vestibule_core::entities;
 use vestibule_core::services::device_grants::{self, Decision, Lookup};
 use vestibule_core::services::workspaces::Changes;
 
-use crate::helpers::TestApp;
+use crate::helpers::{Browser, TestApp};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -916,4 +916,95 @@ async fn the_database_holds_no_secret_in_clear() {
     ] {
         assert!(!dump.contains(value), "{what} is stored in clear");
     }
+}
+
+/// What a person does: a device (the `oauth2` crate) starts the flow and polls; a browser opens
+/// `verification_uri_complete`, signs in and approves; the device gets its tokens.
+#[tokio::test]
+async fn approval_in_the_browser_releases_the_tokens() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("living-room", Changes::default()).await;
+    let (client_id, _) = app
+        .client(
+            &ws,
+            true,
+            &["device_code", "refresh_token"],
+            "openid profile offline_access",
+        )
+        .await;
+    let frank = app.user(&ws, "frank", "frank's password").await;
+    let client = BasicClient::new(oauth2::ClientId::new(client_id.clone()))
+        .set_auth_type(AuthType::RequestBody)
+        .set_token_uri(TokenUrl::new(format!("{}/token", app.issuer("living-room"))).unwrap())
+        .set_device_authorization_url(
+            DeviceAuthorizationUrl::new(format!(
+                "{}/device_authorization",
+                app.issuer("living-room")
+            ))
+            .unwrap(),
+        );
+    let http = http();
+    let details: StandardDeviceAuthorizationResponse = client
+        .exchange_device_code()
+        .add_scope(oauth2::Scope::new("openid".into()))
+        .add_scope(oauth2::Scope::new("offline_access".into()))
+        .request_async(&http)
+        .await
+        .unwrap();
+    let link = details
+        .verification_uri_complete()
+        .unwrap()
+        .secret()
+        .clone();
+    let (token, done) = tokio::join!(
+        client.exchange_device_access_token(&details).request_async(
+            &http,
+            tokio::time::sleep,
+            Some(Duration::from_secs(30))
+        ),
+        async {
+            Browser::new()
+                .activate(&link, "frank", "frank's password", "approve")
+                .await
+        }
+    );
+    assert!(done.contains("return to your device"), "{done}");
+    let token = token.unwrap();
+    assert!(token.refresh_token().is_some());
+    let (_, at) = verify(
+        &app,
+        "living-room",
+        token.access_token().secret(),
+        &client_id,
+    )
+    .await;
+    assert_eq!(at["sub"], frank.id.to_string());
+    assert_eq!(at["scope"], "offline_access openid");
+
+    // Denying in the browser reaches the device as access_denied.
+    let details: StandardDeviceAuthorizationResponse = client
+        .exchange_device_code()
+        .request_async(&http)
+        .await
+        .unwrap();
+    let link = details
+        .verification_uri_complete()
+        .unwrap()
+        .secret()
+        .clone();
+    let (token, done) = tokio::join!(
+        client.exchange_device_access_token(&details).request_async(
+            &http,
+            tokio::time::sleep,
+            Some(Duration::from_secs(30))
+        ),
+        async {
+            Browser::new()
+                .activate(&link, "frank", "frank's password", "deny")
+                .await
+        }
+    );
+    assert!(done.contains("denied"), "{done}");
+    let err = token.unwrap_err();
+    assert!(format!("{err:?}").contains("access_denied"), "{err:?}");
 }

@@ -183,6 +183,42 @@ impl TestApp {
             .await
             .expect("request")
     }
+
+    /// Posts a form, with HTTP Basic client credentials if given; returns the status, the JSON
+    /// body (`Null` when there is none) and the headers.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let mut req = self.client.post(self.url(path)).form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        (
+            status,
+            res.json().await.unwrap_or(serde_json::Value::Null),
+            headers,
+        )
+    }
+
+    /// Runs the `vestibule` binary against this running app's database and data directory
+    /// (so with its master key), off the async executor.
+    pub async fn cli(&self, args: &[&str]) -> Run {
+        let dir = self._data_dir.path().to_owned();
+        let env = base_env(&self._db, &dir);
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_binary(&dir, &args, None, &env)
+        })
+        .await
+        .expect("cli task")
+    }
 }
 
 /// The `vestibule` binary run against one database and data directory.
@@ -396,4 +432,74 @@ impl TestApp {
         .unwrap();
         assert!(decided);
     }
+}
+
+/// A person's browser at `/activate`: follows redirects, keeps cookies, fills the forms.
+pub struct Browser {
+    client: reqwest::Client,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .expect("browser client"),
+        }
+    }
+
+    /// Opens `url`, signs in with `username`/`password` when asked, and presses `decision`
+    /// (`approve` or `deny`) on the consent page. Returns the final page.
+    pub async fn activate(
+        &self,
+        url: &str,
+        username: &str,
+        password: &str,
+        decision: &str,
+    ) -> String {
+        let mut page = self.client.get(url).send().await.unwrap();
+        if page.url().path() == "/activate/sign-in" {
+            let target = page.url().clone();
+            let html = page.text().await.unwrap();
+            page = self
+                .client
+                .post(target)
+                .form(&[
+                    ("csrf_token", hidden(&html, "csrf_token").as_str()),
+                    ("username", username),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap();
+        }
+        assert_eq!(page.url().path(), "/activate/consent", "consent is shown");
+        let target = page.url().clone();
+        let html = page.text().await.unwrap();
+        let done = self
+            .client
+            .post(target)
+            .form(&[
+                ("csrf_token", hidden(&html, "csrf_token").as_str()),
+                ("grant", hidden(&html, "grant").as_str()),
+                ("decision", decision),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 200);
+        done.text().await.unwrap()
+    }
+}
+
+/// The value of a hidden form field.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
 }

@@ -8,7 +8,11 @@
 mod helpers;
 
 mod activate;
+mod browser;
 mod cli;
 mod config;
+mod console;
+mod console_devices;
 mod device_flow;
 mod server;
+mod token_lifecycle;

@@ -2,7 +2,8 @@
 
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
-    PaginatorTrait as _, QueryFilter as _, Set,
+    IntoActiveModel as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, Set,
+    TransactionSession as _, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -70,4 +71,105 @@ pub async fn find_by_email(
 /// On a database failure.
 pub async fn count(db: &impl ConnectionTrait) -> Result<u64, Error> {
     Ok(admin::Entity::find().count(db).await?)
+}
+
+/// # Errors
+/// On a database failure.
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<admin::Model>, Error> {
+    Ok(admin::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Every admin, by email.
+///
+/// # Errors
+/// On a database failure.
+pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<admin::Model>, Error> {
+    Ok(admin::Entity::find()
+        .order_by_asc(admin::Column::Email)
+        .all(db)
+        .await?)
+}
+
+/// Checks an email and password. Unknown emails cost the same time as known ones (a dummy hash
+/// is verified), and a disabled admin fails like a wrong password.
+///
+/// # Errors
+/// On a database failure.
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    email: &str,
+    password: &str,
+) -> Result<Option<admin::Model>, Error> {
+    let found = find_by_email(db, email.trim()).await?;
+    let stored = found.as_ref().map(|a| a.password_hash.clone());
+    let ok = crate::crypto::password::verify_blocking(password.to_owned(), stored).await;
+    Ok(found.filter(|a| ok && !a.disabled))
+}
+
+/// Records a successful console sign-in.
+///
+/// # Errors
+/// On a database failure.
+pub async fn signed_in(
+    db: &impl ConnectionTrait,
+    admin: &admin::Model,
+    ip: Option<String>,
+) -> Result<(), Error> {
+    audit::record(
+        db,
+        audit::Event {
+            actor: &Actor::Admin(admin.email.clone()),
+            workspace_id: None,
+            action: "admin.signed_in",
+            target: Some(admin.email.clone()),
+            detail: serde_json::json!({}),
+            ip,
+        },
+    )
+    .await
+}
+
+/// Disables or enables an admin. An admin cannot disable themself: someone must always be able
+/// to sign in and undo it.
+///
+/// # Errors
+/// `NotFound` for an unknown admin; `Invalid` when `actor_id` disables themself.
+pub async fn set_disabled(
+    db: &impl TransactionTrait,
+    actor: &Actor,
+    actor_id: Uuid,
+    id: Uuid,
+    disabled: bool,
+) -> Result<admin::Model, Error> {
+    if disabled && actor_id == id {
+        return Err(Error::invalid(
+            "disabled",
+            "you cannot disable yourself: ask another admin",
+        ));
+    }
+    let txn = db.begin().await?;
+    let current = find(&txn, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no admin with id {id}")))?;
+    let mut active = current.into_active_model();
+    active.disabled = Set(disabled);
+    let model = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        audit::Event {
+            actor,
+            workspace_id: None,
+            action: if disabled {
+                "admin.disabled"
+            } else {
+                "admin.enabled"
+            },
+            target: Some(model.email.clone()),
+            detail: serde_json::json!({ "admin_id": model.id }),
+            ip: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(model)
 }

@@ -1,12 +1,17 @@
 //! The audit log: every admin action and grant event, written in the same transaction as the
 //! change it describes.
 
-use sea_orm::{ActiveModelTrait as _, ConnectionTrait, Set};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
+    QueryOrder as _, Set,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::entities::audit_event;
 use crate::error::Error;
+use crate::services::{Page, contains_pattern, fetch_page};
 
 /// Who caused an event.
 #[derive(Debug, Clone)]
@@ -59,4 +64,51 @@ pub async fn record(db: &impl ConnectionTrait, event: Event<'_>) -> Result<(), E
     .insert(db)
     .await?;
     Ok(())
+}
+
+/// Which events to list; empty parts match everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Events of this workspace only.
+    pub workspace_id: Option<Uuid>,
+    /// Actors containing this text (case-insensitive), e.g. `admin:` or an email.
+    pub actor: String,
+    /// Actions equal to this or starting with it and a dot (`device` matches
+    /// `device.requested`).
+    pub action: String,
+}
+
+/// Events matching `filter`, newest first.
+///
+/// # Errors
+/// On a database failure.
+pub async fn search(
+    db: &impl ConnectionTrait,
+    filter: &Filter,
+    per_page: u64,
+    page: u64,
+) -> Result<Page<audit_event::Model>, Error> {
+    let mut query = audit_event::Entity::find();
+    if let Some(id) = filter.workspace_id {
+        query = query.filter(audit_event::Column::WorkspaceId.eq(id));
+    }
+    let actor = filter.actor.trim();
+    if !actor.is_empty() {
+        query = query.filter(
+            Func::lower(Expr::col((audit_event::Entity, audit_event::Column::Actor)))
+                .like(contains_pattern(actor)),
+        );
+    }
+    let action = filter.action.trim().trim_end_matches(['.', '*']);
+    if !action.is_empty() {
+        query = query.filter(
+            audit_event::Column::Action
+                .eq(action)
+                .or(audit_event::Column::Action.starts_with(format!("{action}."))),
+        );
+    }
+    let query = query
+        .order_by_desc(audit_event::Column::At)
+        .order_by_desc(audit_event::Column::Id);
+    fetch_page(db, query, per_page, page).await
 }

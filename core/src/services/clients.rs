@@ -2,8 +2,9 @@
 
 use ipnet::IpNet;
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, Set,
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
+    IntoActiveModel as _, ModelTrait as _, QueryFilter as _, QueryOrder as _, Set,
+    TransactionSession as _, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -40,23 +41,28 @@ impl NewClient {
     /// # Errors
     /// `Invalid` naming the field to change.
     pub fn validate(&self) -> Result<(), Error> {
-        if self.grants.is_empty() {
-            return Err(Error::invalid("grants", "enable at least one grant"));
-        }
-        if self.public && self.grants.contains(Grant::ClientCredentials) {
-            return Err(Error::invalid(
-                "grants",
-                "client_credentials needs a client secret: a public client cannot have it",
-            ));
-        }
-        if self.grants.contains(Grant::AuthorizationCode) && self.redirect_uris.is_empty() {
-            return Err(Error::invalid(
-                "redirect_uris",
-                "authorization_code needs at least one redirect URI",
-            ));
-        }
-        Ok(())
+        check(self.public, &self.grants, &self.redirect_uris)
     }
+}
+
+/// The rules that span fields, for a new client and an edited one alike.
+fn check(public: bool, grants: &GrantSet, redirect_uris: &[RedirectUri]) -> Result<(), Error> {
+    if grants.is_empty() {
+        return Err(Error::invalid("grants", "enable at least one grant"));
+    }
+    if public && grants.contains(Grant::ClientCredentials) {
+        return Err(Error::invalid(
+            "grants",
+            "client_credentials needs a client secret: a public client cannot have it",
+        ));
+    }
+    if grants.contains(Grant::AuthorizationCode) && redirect_uris.is_empty() {
+        return Err(Error::invalid(
+            "redirect_uris",
+            "authorization_code needs at least one redirect URI",
+        ));
+    }
+    Ok(())
 }
 
 /// A freshly registered client and, for a confidential one, its secret (shown once, never
@@ -251,4 +257,172 @@ pub async fn authenticate(
             Err(OAuthError::invalid_client("client authentication failed"))
         }
     }
+}
+
+/// The client with this client_id, only if it belongs to `workspace_id`: a client is never
+/// reachable through another workspace.
+///
+/// # Errors
+/// `NotFound` when there is no such client in this workspace.
+pub async fn get_in_workspace(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    client_id: &str,
+) -> Result<client::Model, Error> {
+    client::Entity::find()
+        .filter(client::Column::ClientId.eq(client_id))
+        .filter(client::Column::WorkspaceId.eq(workspace_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no client {client_id:?} in this workspace")))
+}
+
+/// What an admin may change of a client (the console's form).
+#[derive(Debug, Clone)]
+pub struct Edit {
+    pub name: DisplayName,
+    pub public: bool,
+    pub grants: GrantSet,
+    pub scopes: ScopeSet,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub dcr_template: bool,
+    pub access: Access,
+}
+
+/// A changed client and, when it just became confidential, its first secret (shown once).
+#[derive(Debug)]
+pub struct Updated {
+    pub client: client::Model,
+    pub secret: Option<String>,
+}
+
+/// Changes a client of `workspace`. Becoming public drops the secret; becoming confidential
+/// makes one.
+///
+/// # Errors
+/// `NotFound` when the client is not in this workspace; `Invalid` for inconsistent settings.
+pub async fn update(
+    db: &impl TransactionTrait,
+    keyring: &Keyring,
+    actor: &Actor,
+    workspace: &workspace::Model,
+    client_id: &str,
+    edit: Edit,
+) -> Result<Updated, Error> {
+    check(edit.public, &edit.grants, &edit.redirect_uris)?;
+    let txn = db.begin().await?;
+    let current = get_in_workspace(&txn, workspace.id, client_id).await?;
+    let secret = (!edit.public && current.secret_hash.is_none()).then(crypto::random_token);
+    let mut active = current.into_active_model();
+    active.name = Set(edit.name.to_string());
+    active.public = Set(edit.public);
+    if edit.public {
+        active.secret_hash = Set(None);
+    } else if let Some(secret) = &secret {
+        active.secret_hash = Set(Some(keyring.hash_secret(SecretKind::ClientSecret, secret)));
+    }
+    active.grants = Set(edit.grants.to_string());
+    active.scopes = Set(edit.scopes.to_string());
+    active.redirect_uris = Set(join_lines(
+        edit.redirect_uris.iter().map(RedirectUri::as_str),
+    ));
+    active.dcr_template = Set(edit.dcr_template);
+    active.access = Set(edit.access.as_str().to_owned());
+    active.updated_at = Set(crate::now());
+    let model = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        audit::Event {
+            actor,
+            workspace_id: Some(workspace.id),
+            action: "client.updated",
+            target: Some(model.client_id.clone()),
+            detail: serde_json::json!({
+                "name": model.name,
+                "public": model.public,
+                "grants": model.grants,
+                "scopes": model.scopes,
+                "redirect_uris": model.redirect_uris.lines().collect::<Vec<_>>(),
+                "dcr_template": model.dcr_template,
+                "access": model.access,
+            }),
+            ip: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Updated {
+        client: model,
+        secret,
+    })
+}
+
+/// Gives a confidential client a new secret; the old one stops working at once.
+///
+/// # Errors
+/// `NotFound` when the client is not in this workspace; `Invalid` for a public client.
+pub async fn regenerate_secret(
+    db: &impl TransactionTrait,
+    keyring: &Keyring,
+    actor: &Actor,
+    workspace: &workspace::Model,
+    client_id: &str,
+) -> Result<String, Error> {
+    let txn = db.begin().await?;
+    let current = get_in_workspace(&txn, workspace.id, client_id).await?;
+    if current.public {
+        return Err(Error::invalid(
+            "public",
+            "this client authenticates without a secret: there is none to regenerate",
+        ));
+    }
+    let secret = crypto::random_token();
+    let mut active = current.into_active_model();
+    active.secret_hash = Set(Some(keyring.hash_secret(SecretKind::ClientSecret, &secret)));
+    active.updated_at = Set(crate::now());
+    let model = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        audit::Event {
+            actor,
+            workspace_id: Some(workspace.id),
+            action: "client.secret_regenerated",
+            target: Some(model.client_id.clone()),
+            detail: serde_json::json!({}),
+            ip: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(secret)
+}
+
+/// Deletes a client of `workspace`; what was issued to it goes with it (the foreign keys
+/// cascade), so its tokens stop working.
+///
+/// # Errors
+/// `NotFound` when the client is not in this workspace.
+pub async fn delete(
+    db: &impl TransactionTrait,
+    actor: &Actor,
+    workspace: &workspace::Model,
+    client_id: &str,
+) -> Result<client::Model, Error> {
+    let txn = db.begin().await?;
+    let current = get_in_workspace(&txn, workspace.id, client_id).await?;
+    current.clone().delete(&txn).await?;
+    audit::record(
+        &txn,
+        audit::Event {
+            actor,
+            workspace_id: Some(workspace.id),
+            action: "client.deleted",
+            target: Some(current.client_id.clone()),
+            detail: serde_json::json!({ "name": current.name }),
+            ip: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(current)
 }

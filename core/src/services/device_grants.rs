@@ -21,7 +21,7 @@ use crate::oauth::{ErrorCode, OAuthError};
 use crate::services::audit::{self, Actor};
 use crate::services::tokens::{self, Issued};
 use crate::services::workspaces::Settings;
-use crate::services::{consents, users};
+use crate::services::{consents, grants, users};
 use crate::types::{Grant, GrantSet, ScopeSet, UserCode};
 
 /// Seconds added to a grant's interval by each `slow_down` (RFC 8628 §3.5).
@@ -470,19 +470,20 @@ async fn redeem(
         .ok_or_else(|| {
             OAuthError::invalid_grant("the approving user no longer exists or is disabled")
         })?;
+    // The approval every token from this redemption descends from (revoking it ends them all).
+    let approval = grants::create_for_device(&txn, grant, now).await?;
     let issued = tokens::issue_for_user(
         &txn,
         &core.keyring,
         &key,
         &tokens::UserGrant {
             issuer: &issuer,
-            workspace,
             settings: &settings,
             client,
             user: &user,
-            scopes: &ScopeSet::from_stored(&grant.scopes),
-            auth_time: grant.auth_time.unwrap_or(now),
-            device_grant_id: Some(grant.id),
+            grant: &approval,
+            scopes: &ScopeSet::from_stored(&approval.scopes),
+            replaces: None,
         },
     )
     .await?;

@@ -6,16 +6,20 @@ use aws_lc_rs::rsa::{KeyPair, KeySize};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, Set,
+    ActiveModelTrait as _, ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _,
+    QueryFilter as _, QueryOrder as _, Set,
 };
+use std::sync::Arc;
 use uuid::Uuid;
 
+use crate::cache::TtlCache;
 use crate::crypto::{self, Keyring};
-use crate::entities::signing_key;
+use crate::entities::{signing_key, workspace};
 use crate::error::Error;
+use crate::services::audit::{self, Actor};
+use crate::services::workspaces::Settings;
 
 /// A usable private key.
 pub struct SigningKey {
@@ -31,17 +35,31 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-/// Unsealed current keys, kept for a few seconds so signing does not unseal and parse the key
-/// on every token, while a rotation by another instance is picked up quickly.
-#[derive(Debug, Default)]
+/// Keys briefly cached per workspace: the unsealed current key (so signing does not unseal and
+/// parse it on every token) and the published public keys (so verifying does not read them on
+/// every request). A rotation by another instance is picked up within [`CACHE_TTL`].
+#[derive(Debug)]
 pub struct KeyCache {
-    current: std::sync::Mutex<
-        std::collections::HashMap<Uuid, (std::time::Instant, std::sync::Arc<SigningKey>)>,
-    >,
+    current: TtlCache<Uuid, Arc<SigningKey>>,
+    verifiers: TtlCache<Uuid, Arc<Verifiers>>,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self {
+            current: TtlCache::new(CACHE_TTL),
+            verifiers: TtlCache::new(CACHE_TTL),
+        }
+    }
 }
 
 /// How long a cached key is used before the database is asked again.
 pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Seconds a retired key stays published beyond the lifetime of the tokens it signed: until
+/// their key caches expire, other instances may still sign with it.
+#[allow(clippy::cast_possible_wrap)]
+const RETIREMENT_SLACK: i64 = CACHE_TTL.as_secs() as i64;
 
 impl KeyCache {
     /// The workspace's current key, from the cache when fresh.
@@ -53,35 +71,72 @@ impl KeyCache {
         db: &impl ConnectionTrait,
         keyring: &Keyring,
         workspace_id: Uuid,
-    ) -> Result<std::sync::Arc<SigningKey>, Error> {
-        let cached = self
-            .lock()
-            .get(&workspace_id)
-            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
-            .map(|(_, k)| k.clone());
-        if let Some(key) = cached {
+    ) -> Result<Arc<SigningKey>, Error> {
+        if let Some(key) = self.current.get(&workspace_id) {
             return Ok(key);
         }
-        let key = std::sync::Arc::new(current(db, keyring, workspace_id).await?);
-        self.lock()
-            .insert(workspace_id, (std::time::Instant::now(), key.clone()));
+        let key = Arc::new(current(db, keyring, workspace_id).await?);
+        self.current.insert(workspace_id, key.clone());
         Ok(key)
     }
 
-    /// Forgets a workspace's key (after a rotation in this process).
-    pub fn invalidate(&self, workspace_id: Uuid) {
-        self.lock().remove(&workspace_id);
+    /// The workspace's published keys, fetched again when `kid` is not among the cached ones
+    /// (another instance may have rotated a moment ago).
+    ///
+    /// # Errors
+    /// As [`published`].
+    pub async fn verifiers(
+        &self,
+        db: &impl ConnectionTrait,
+        workspace: &workspace::Model,
+        kid: &str,
+    ) -> Result<Arc<Verifiers>, Error> {
+        if let Some(cached) = self.verifiers.get(&workspace.id)
+            && cached.get(kid).is_some()
+        {
+            return Ok(cached);
+        }
+        let fresh = Arc::new(Verifiers::from_keys(&published(db, workspace).await?)?);
+        self.verifiers.insert(workspace.id, fresh.clone());
+        Ok(fresh)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<Uuid, (std::time::Instant, std::sync::Arc<SigningKey>)>,
-    > {
-        self.current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Forgets a workspace's keys (after a rotation in this process).
+    pub fn invalidate(&self, workspace_id: Uuid) {
+        self.current.remove(&workspace_id);
+        self.verifiers.remove(&workspace_id);
+    }
+}
+
+/// A workspace's published public keys, ready to check signatures.
+pub struct Verifiers(Vec<(String, DecodingKey)>);
+
+impl std::fmt::Debug for Verifiers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(kid, _)| kid))
+            .finish()
+    }
+}
+
+impl Verifiers {
+    fn from_keys(models: &[signing_key::Model]) -> Result<Self, Error> {
+        models
+            .iter()
+            .map(|m| {
+                let key = DecodingKey::from_jwk(&parse_jwk(m)?).map_err(|e| {
+                    Error::Internal(format!("stored JWK {} is unusable: {e}", m.kid))
+                })?;
+                Ok((m.kid.clone(), key))
+            })
+            .collect::<Result<_, Error>>()
+            .map(Self)
+    }
+
+    /// The key with this kid, if it is published.
+    #[must_use]
+    pub fn get(&self, kid: &str) -> Option<&DecodingKey> {
+        self.0.iter().find(|(k, _)| k == kid).map(|(_, key)| key)
     }
 }
 
@@ -136,6 +191,49 @@ pub async fn create(
     .await?)
 }
 
+/// A rotation's outcome: the new current key and the kids it replaced.
+#[derive(Debug)]
+pub struct Rotated {
+    pub key: signing_key::Model,
+    pub retired: Vec<String>,
+}
+
+/// Makes a new key current. The replaced keys stay published while tokens they signed can
+/// still be valid (see [`published`]), so rotating never breaks a token in use.
+///
+/// # Errors
+/// When generation, the writes or the audit record fail.
+pub async fn rotate(
+    db: &impl ConnectionTrait,
+    keyring: &Keyring,
+    actor: &Actor,
+    workspace: &workspace::Model,
+) -> Result<Rotated, Error> {
+    let retired = signing_key::Entity::find()
+        .filter(signing_key::Column::WorkspaceId.eq(workspace.id))
+        .filter(signing_key::Column::RetiredAt.is_null())
+        .order_by_asc(signing_key::Column::CreatedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.kid)
+        .collect::<Vec<_>>();
+    let key = create(db, keyring, workspace.id).await?;
+    audit::record(
+        db,
+        audit::Event {
+            actor,
+            workspace_id: Some(workspace.id),
+            action: "keys.rotated",
+            target: Some(key.kid.clone()),
+            detail: serde_json::json!({ "retired": retired }),
+            ip: None,
+        },
+    )
+    .await?;
+    Ok(Rotated { key, retired })
+}
+
 /// The workspace's current key, unsealed.
 ///
 /// # Errors
@@ -155,24 +253,51 @@ pub async fn current(
     unseal(keyring, &model)
 }
 
-/// Every published public key of the workspace (current and retired-but-still-valid).
+/// The keys a verifier may meet: the current one, and each retired one while tokens it signed
+/// can still be valid — until `retired_at` + the longer of the workspace's access and ID token
+/// lifetimes (+ the key cache's lifetime, during which other instances may still sign with
+/// it). Newest first.
+///
+/// # Errors
+/// On a database failure, or a workspace row with invalid settings.
+pub async fn published(
+    db: &impl ConnectionTrait,
+    workspace: &workspace::Model,
+) -> Result<Vec<signing_key::Model>, Error> {
+    let settings = Settings::from_model(workspace)?;
+    let lifetime = std::cmp::max(settings.access_token_ttl.get(), settings.id_token_ttl.get())
+        + RETIREMENT_SLACK;
+    Ok(signing_key::Entity::find()
+        .filter(signing_key::Column::WorkspaceId.eq(workspace.id))
+        .filter(
+            Condition::any()
+                .add(signing_key::Column::RetiredAt.is_null())
+                .add(signing_key::Column::RetiredAt.gt(crate::now() - lifetime)),
+        )
+        .order_by_desc(signing_key::Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+/// The JWKS of the workspace: its [`published`] public keys.
 ///
 /// # Errors
 /// On a database failure or a corrupt stored JWK.
-pub async fn jwks(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<JwkSet, Error> {
-    let models = signing_key::Entity::find()
-        .filter(signing_key::Column::WorkspaceId.eq(workspace_id))
-        .order_by_desc(signing_key::Column::CreatedAt)
-        .all(db)
-        .await?;
-    let keys = models
+pub async fn jwks(
+    db: &impl ConnectionTrait,
+    workspace: &workspace::Model,
+) -> Result<JwkSet, Error> {
+    let keys = published(db, workspace)
+        .await?
         .iter()
-        .map(|m| {
-            serde_json::from_str::<Jwk>(&m.public_jwk)
-                .map_err(|e| Error::Internal(format!("stored JWK {} is corrupt: {e}", m.kid)))
-        })
+        .map(parse_jwk)
         .collect::<Result<_, _>>()?;
     Ok(JwkSet { keys })
+}
+
+fn parse_jwk(m: &signing_key::Model) -> Result<Jwk, Error> {
+    serde_json::from_str::<Jwk>(&m.public_jwk)
+        .map_err(|e| Error::Internal(format!("stored JWK {} is corrupt: {e}", m.kid)))
 }
 
 fn unseal(keyring: &Keyring, model: &signing_key::Model) -> Result<SigningKey, Error> {

@@ -1,14 +1,17 @@
 //! End users of a workspace.
 
+use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
-    Set,
+    ActiveModelTrait as _, ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _,
+    IntoActiveModel as _, QueryFilter as _, QueryOrder as _, Set, TransactionSession as _,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
 use crate::entities::{user, workspace};
 use crate::error::Error;
 use crate::services::audit::{self, Actor};
+use crate::services::{Page, contains_pattern, fetch_page};
 use crate::types::{DisplayName, Email, Username};
 
 #[derive(Debug, Clone)]
@@ -44,20 +47,7 @@ pub async fn create(
         return Err(taken());
     }
     if let Some(email) = &new.email {
-        let existing = user::Entity::find()
-            .filter(user::Column::WorkspaceId.eq(workspace.id))
-            .filter(user::Column::Email.eq(email.as_str()))
-            .one(db)
-            .await?;
-        if existing.is_some() {
-            return Err(Error::conflict(
-                "email",
-                format!(
-                    "email {email} already belongs to a user of workspace {}",
-                    workspace.slug
-                ),
-            ));
-        }
+        ensure_email_free(db, workspace, email, None).await?;
     }
     let now = crate::now();
     let model = user::ActiveModel {
@@ -137,4 +127,148 @@ pub async fn authenticate(
 /// On a database failure.
 pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<user::Model>, Error> {
     Ok(user::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Fails when another user of the workspace than `except` has this email.
+async fn ensure_email_free(
+    db: &impl ConnectionTrait,
+    workspace: &workspace::Model,
+    email: &Email,
+    except: Option<Uuid>,
+) -> Result<(), Error> {
+    let mut query = user::Entity::find()
+        .filter(user::Column::WorkspaceId.eq(workspace.id))
+        .filter(user::Column::Email.eq(email.as_str()));
+    if let Some(id) = except {
+        query = query.filter(user::Column::Id.ne(id));
+    }
+    if query.one(db).await?.is_some() {
+        return Err(Error::conflict(
+            "email",
+            format!(
+                "email {email} already belongs to a user of workspace {}",
+                workspace.slug
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Users of a workspace by username, those whose username, email or name contains `search`
+/// (case-insensitive) when it is not empty.
+///
+/// # Errors
+/// On a database failure.
+pub async fn search(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    search: &str,
+    per_page: u64,
+    page: u64,
+) -> Result<Page<user::Model>, Error> {
+    let mut query = user::Entity::find().filter(user::Column::WorkspaceId.eq(workspace_id));
+    let search = search.trim();
+    if !search.is_empty() {
+        let matches = |column: user::Column| {
+            Func::lower(Expr::col((user::Entity, column))).like(contains_pattern(search))
+        };
+        query = query.filter(
+            Condition::any()
+                .add(matches(user::Column::Username))
+                .add(matches(user::Column::Email))
+                .add(matches(user::Column::Name)),
+        );
+    }
+    let query = query.order_by_asc(user::Column::Username);
+    fetch_page(db, query, per_page, page).await
+}
+
+/// The user with this id, only if it belongs to `workspace_id`.
+///
+/// # Errors
+/// `NotFound` when there is no such user in this workspace.
+pub async fn get_in_workspace(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<user::Model, Error> {
+    find_by_id(db, id)
+        .await?
+        .filter(|u| u.workspace_id == workspace_id)
+        .ok_or_else(|| Error::NotFound(format!("no user {id} in this workspace")))
+}
+
+/// A change to one user, made by an admin.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// New email and name (`None` clears them).
+    Profile {
+        email: Option<Email>,
+        name: Option<DisplayName>,
+    },
+    Disabled(bool),
+    /// An argon2id hash, computed before the transaction opens.
+    PasswordHash(String),
+}
+
+impl Change {
+    fn action(&self) -> &'static str {
+        match self {
+            Self::Profile { .. } => "user.updated",
+            Self::Disabled(true) => "user.disabled",
+            Self::Disabled(false) => "user.enabled",
+            Self::PasswordHash(_) => "user.password_set",
+        }
+    }
+}
+
+/// Applies one change to a user of `workspace`, with its audit event.
+///
+/// # Errors
+/// `NotFound` when the user is not in this workspace; `Conflict` when the email is taken.
+pub async fn update(
+    db: &impl TransactionTrait,
+    actor: &Actor,
+    workspace: &workspace::Model,
+    id: Uuid,
+    change: Change,
+) -> Result<user::Model, Error> {
+    let txn = db.begin().await?;
+    let current = get_in_workspace(&txn, workspace.id, id).await?;
+    let action = change.action();
+    let mut active = current.into_active_model();
+    let detail = match change {
+        Change::Profile { email, name } => {
+            if let Some(email) = &email {
+                ensure_email_free(&txn, workspace, email, Some(id)).await?;
+            }
+            active.email = Set(email.as_ref().map(ToString::to_string));
+            active.name = Set(name.as_ref().map(ToString::to_string));
+            serde_json::json!({ "email": email.map(|e| e.to_string()), "name": name.map(|n| n.to_string()) })
+        }
+        Change::Disabled(disabled) => {
+            active.disabled = Set(disabled);
+            serde_json::json!({})
+        }
+        Change::PasswordHash(hash) => {
+            active.password_hash = Set(hash);
+            serde_json::json!({})
+        }
+    };
+    active.updated_at = Set(crate::now());
+    let model = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        audit::Event {
+            actor,
+            workspace_id: Some(workspace.id),
+            action,
+            target: Some(model.username.clone()),
+            detail,
+            ip: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(model)
 }

@@ -32,8 +32,7 @@ pub async fn authorize(
     let client = clients::authenticate(&core, workspace.id, &credentials).await?;
     let scopes = device_grants::grantable_scopes(&client, params.get("scope"))?;
     let origin = device_grants::Origin {
-        ip: crate::client_ip::client_ip(&req, &core.settings.server.trusted_proxies)
-            .map(|ip| ip.to_string()),
+        ip: super::client_ip(&req, &core),
         user_agent: req
             .headers()
             .get(actix_web::http::header::USER_AGENT)

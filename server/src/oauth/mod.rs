@@ -2,8 +2,11 @@
 
 pub mod device;
 pub mod error;
+pub mod introspect;
 pub mod params;
+pub mod revoke;
 pub mod token;
+pub mod userinfo;
 pub mod well_known;
 
 use actix_web::web;
@@ -19,6 +22,9 @@ pub mod paths {
     pub const TOKEN: &str = "/token";
     pub const JWKS: &str = "/jwks";
     pub const AUTHORIZE: &str = "/authorize";
+    pub const REVOCATION: &str = "/revoke";
+    pub const INTROSPECTION: &str = "/introspect";
+    pub const USERINFO: &str = "/userinfo";
 }
 
 /// Registers the protocol endpoints.
@@ -30,6 +36,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(device::authorize),
             )
             .route(paths::TOKEN, web::post().to(token::token))
+            .route(paths::REVOCATION, web::post().to(revoke::revoke))
+            .route(paths::INTROSPECTION, web::post().to(introspect::introspect))
+            .service(
+                web::resource(paths::USERINFO)
+                    .route(web::get().to(userinfo::userinfo))
+                    .route(web::post().to(userinfo::userinfo)),
+            )
             .route(paths::JWKS, web::get().to(well_known::jwks))
             .route(
                 paths::AUTHORIZE,
@@ -52,4 +65,9 @@ async fn workspace(core: &Core, slug: &str) -> Result<Arc<workspace::Model>, OAu
         .workspace(&core.db, slug)
         .await?
         .ok_or_else(|| OAuthResponse::UnknownWorkspace(slug.to_owned()))
+}
+
+/// The address the request came from (after `server.trusted_proxies`), for the audit log.
+fn client_ip(req: &actix_web::HttpRequest, core: &Core) -> Option<String> {
+    crate::client_ip::client_ip(req, &core.settings.server.trusted_proxies).map(|ip| ip.to_string())
 }

@@ -1,14 +1,20 @@
-//! Token endpoint (RFC 6749 §3.2). Grants arrive one by one; each is a branch here that calls
-//! one service.
+//! Token endpoint (RFC 6749 §3.2). Each grant is a branch here that calls one service.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use vestibule_core::Core;
 use vestibule_core::oauth::{ErrorCode, OAuthError};
-use vestibule_core::services::{clients, device_grants};
+use vestibule_core::services::{client_credentials, clients, device_grants, refresh};
 use vestibule_core::types::{Grant, GrantSet};
 
 use super::error::{OAuthResponse, no_store_json};
 use super::params::Params;
+
+/// The grants this endpoint serves.
+const SUPPORTED: [Grant; 3] = [
+    Grant::DeviceCode,
+    Grant::RefreshToken,
+    Grant::ClientCredentials,
+];
 
 /// `POST /w/{slug}/token`.
 pub async fn token(
@@ -22,10 +28,9 @@ pub async fn token(
     let grant_type = params.require("grant_type")?;
     let credentials = params.credentials(&req)?;
     let client = clients::authenticate(&core, workspace.id, &credentials).await?;
-    let grant = grant_type
-        .parse::<Grant>()
-        .ok()
-        .filter(|g| g.grant_type() == grant_type && *g == Grant::DeviceCode)
+    let grant = SUPPORTED
+        .into_iter()
+        .find(|g| g.grant_type() == grant_type)
         .ok_or_else(|| {
             OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -42,7 +47,32 @@ pub async fn token(
         )
         .into());
     }
-    let device_code = params.require("device_code")?;
-    let issued = device_grants::poll(&core, &workspace, &client, device_code).await?;
+    let issued = match grant {
+        Grant::DeviceCode => {
+            let device_code = params.require("device_code")?;
+            device_grants::poll(&core, &workspace, &client, device_code).await?
+        }
+        Grant::RefreshToken => {
+            refresh::refresh(
+                &core,
+                &workspace,
+                &client,
+                params.require("refresh_token")?,
+                params.get("scope"),
+                super::client_ip(&req, &core),
+            )
+            .await?
+        }
+        Grant::ClientCredentials => {
+            client_credentials::issue(&core, &workspace, &client, params.get("scope")).await?
+        }
+        Grant::AuthorizationCode => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "the authorization_code grant is not offered yet",
+            )
+            .into());
+        }
+    };
     Ok(no_store_json(&issued))
 }

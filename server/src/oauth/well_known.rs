@@ -8,7 +8,10 @@ use vestibule_core::services::{keys, tokens};
 use super::error::OAuthResponse;
 use super::paths;
 
-/// Discovery documents and keys change rarely; clients may cache them briefly.
+/// Discovery documents and keys change rarely; clients may cache them for a minute. A key
+/// rotation never depends on this: the new key signs at once, and a verifier that meets an
+/// unknown `kid` fetches the JWKS again; the retired key stays published far longer than this
+/// (while tokens it signed live), so cached copies never lack a key still in use.
 const CACHE: &str = "public, max-age=60";
 
 /// `GET /w/{slug}/.well-known/openid-configuration` and
@@ -28,8 +31,18 @@ pub async fn openid_configuration(
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "grant_types_supported": ["urn:ietf:params:oauth:grant-type:device_code"],
+        "revocation_endpoint": format!("{issuer}{}", paths::REVOCATION),
+        "introspection_endpoint": format!("{issuer}{}", paths::INTROSPECTION),
+        "userinfo_endpoint": format!("{issuer}{}", paths::USERINFO),
+        "grant_types_supported": [
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "refresh_token",
+            "client_credentials",
+        ],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        // Resource servers are confidential clients: introspection needs the secret.
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "name", "preferred_username", "email"],
     });
@@ -44,7 +57,7 @@ pub async fn jwks(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, OAuthResponse> {
     let workspace = super::workspace(&core, &slug).await?;
-    let set = keys::jwks(&core.db, workspace.id).await?;
+    let set = keys::jwks(&core.db, &workspace).await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, CACHE))
         .json(set))

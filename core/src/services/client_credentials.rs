@@ -1,0 +1,45 @@
+//! The `client_credentials` grant (RFC 6749 §4.4): a confidential client gets an access token
+//! for itself, to call APIs on its own behalf.
+
+use crate::Core;
+use crate::entities::{client, workspace};
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::services::device_grants::grantable_scopes;
+use crate::services::tokens::{self, Issued};
+use crate::services::workspaces::Settings;
+
+/// Scopes that only make sense for a user, never granted to a client acting for itself.
+const USER_ONLY_SCOPES: [&str; 2] = ["openid", "offline_access"];
+
+/// Issues an access token (no ID token, no refresh token) with `sub` = the client_id and the
+/// requested scopes (all enabled ones when none are asked for), minus `openid` and
+/// `offline_access`.
+///
+/// # Errors
+/// `unauthorized_client` for a public client; `invalid_scope` for scopes not enabled for it.
+pub async fn issue(
+    core: &Core,
+    workspace: &workspace::Model,
+    client: &client::Model,
+    requested_scope: Option<&str>,
+) -> Result<Issued, OAuthError> {
+    if client.public {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "client_credentials needs a confidential client",
+        ));
+    }
+    let mut scopes = grantable_scopes(client, requested_scope)?;
+    for scope in USER_ONLY_SCOPES {
+        scopes.remove(scope);
+    }
+    let settings = Settings::from_model(workspace)?;
+    let key = core
+        .keys
+        .current(&core.db, &core.keyring, workspace.id)
+        .await?;
+    let issuer = tokens::issuer(&core.settings.server.public_url, &workspace.slug);
+    Ok(tokens::issue_for_client(
+        &key, &issuer, &settings, client, &scopes,
+    )?)
+}

@@ -1,0 +1,270 @@
+//! Device authorizations as an admin sees them: live and past requests of a workspace with
+//! their client, user and grant, the timeline of one request, and cutting one off.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ColumnTrait as _, Condition, ConnectionTrait, DatabaseConnection, EntityTrait as _,
+    QueryFilter as _, QueryOrder as _, TransactionTrait as _,
+};
+use uuid::Uuid;
+
+use crate::entities::{audit_event, client, device_grant, grant, user};
+use crate::error::Error;
+use crate::services::audit::{self, Actor};
+use crate::services::device_grants::Status;
+use crate::services::{Page, fetch_page, grants, user_grants};
+
+/// Which requests to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Pending, or approved and not yet redeemed, within the code's lifetime.
+    Live,
+    /// Denied, redeemed or expired.
+    Past,
+}
+
+/// What to list; `None` parts match everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    pub state: Option<State>,
+    /// `clients.id`.
+    pub client_id: Option<Uuid>,
+}
+
+/// One request with what the console shows beside it.
+#[derive(Debug, Clone)]
+pub struct DeviceAuthorization {
+    pub device: device_grant::Model,
+    pub client: Option<client::Model>,
+    pub user: Option<user::Model>,
+    /// The approval made when the device code was redeemed (same id).
+    pub grant: Option<grant::Model>,
+}
+
+impl DeviceAuthorization {
+    /// Where the request stands at `now`, in one word for the page.
+    #[must_use]
+    pub fn status(&self, now: i64) -> &'static str {
+        match Status::parse(&self.device.status) {
+            Some(Status::Pending | Status::Approved) if self.device.expires_at <= now => "expired",
+            Some(Status::Pending) => "pending",
+            Some(Status::Approved) => "approved",
+            Some(Status::Denied) => "denied",
+            Some(Status::Consumed)
+                if self.grant.as_ref().is_some_and(|g| g.revoked_at.is_some()) =>
+            {
+                "revoked"
+            }
+            Some(Status::Consumed) => "redeemed",
+            None => "unknown",
+        }
+    }
+
+    /// Whether revoking would still change something.
+    #[must_use]
+    pub fn revocable(&self, now: i64) -> bool {
+        matches!(self.status(now), "pending" | "approved" | "redeemed")
+    }
+}
+
+fn live_condition(now: i64) -> Condition {
+    Condition::all()
+        .add(
+            device_grant::Column::Status
+                .is_in([Status::Pending.as_str(), Status::Approved.as_str()]),
+        )
+        .add(device_grant::Column::ExpiresAt.gt(now))
+}
+
+/// Requests of a workspace matching `filter`, newest first.
+///
+/// # Errors
+/// On a database failure.
+pub async fn search(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    filter: Filter,
+    per_page: u64,
+    page: u64,
+) -> Result<Page<DeviceAuthorization>, Error> {
+    let now = crate::now();
+    let mut query =
+        device_grant::Entity::find().filter(device_grant::Column::WorkspaceId.eq(workspace_id));
+    match filter.state {
+        Some(State::Live) => query = query.filter(live_condition(now)),
+        Some(State::Past) => query = query.filter(live_condition(now).not()),
+        None => {}
+    }
+    if let Some(client_id) = filter.client_id {
+        query = query.filter(device_grant::Column::ClientId.eq(client_id));
+    }
+    let query = query
+        .order_by_desc(device_grant::Column::CreatedAt)
+        .order_by_desc(device_grant::Column::Id);
+    let found = fetch_page(db, query, per_page, page).await?;
+    let items = with_parties(db, found.items).await?;
+    Ok(Page {
+        items,
+        number: found.number,
+        pages: found.pages,
+        total: found.total,
+    })
+}
+
+/// Joins each request with its client, user and grant: one query per table, not per row.
+async fn with_parties(
+    db: &impl ConnectionTrait,
+    devices: Vec<device_grant::Model>,
+) -> Result<Vec<DeviceAuthorization>, Error> {
+    let client_ids: Vec<Uuid> = devices.iter().map(|d| d.client_id).collect();
+    let user_ids: Vec<Uuid> = devices.iter().filter_map(|d| d.user_id).collect();
+    let ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
+    let clients: HashMap<Uuid, client::Model> = client::Entity::find()
+        .filter(client::Column::Id.is_in(client_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let users: HashMap<Uuid, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(user_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let grants: HashMap<Uuid, grant::Model> = grant::Entity::find()
+        .filter(grant::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g))
+        .collect();
+    Ok(devices
+        .into_iter()
+        .map(|device| DeviceAuthorization {
+            client: clients.get(&device.client_id).cloned(),
+            user: device.user_id.and_then(|id| users.get(&id).cloned()),
+            grant: grants.get(&device.id).cloned(),
+            device,
+        })
+        .collect())
+}
+
+/// One request of the workspace.
+///
+/// # Errors
+/// `NotFound` when the workspace has no request with this id.
+pub async fn get_in_workspace(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<DeviceAuthorization, Error> {
+    let device = device_grant::Entity::find_by_id(id)
+        .filter(device_grant::Column::WorkspaceId.eq(workspace_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no device authorization {id} here")))?;
+    with_parties(db, vec![device])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("a joined row vanished".into()))
+}
+
+/// The audit events about one request (and the grant that shares its id), oldest first.
+///
+/// # Errors
+/// On a database failure.
+pub async fn events(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Vec<audit_event::Model>, Error> {
+    Ok(audit_event::Entity::find()
+        .filter(audit_event::Column::WorkspaceId.eq(workspace_id))
+        .filter(audit_event::Column::Target.eq(id.to_string()))
+        .order_by_asc(audit_event::Column::At)
+        .order_by_asc(audit_event::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// What revoking did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// A pending or approved request is now denied: the device gets `access_denied`.
+    Denied,
+    /// A redeemed request: every token issued from it stopped working.
+    TokensEnded,
+    /// Denied, expired or revoked already: nothing changed.
+    AlreadyEnded,
+}
+
+/// Cuts a request off, whatever its stage: a pending or approved one becomes denied (one
+/// conditional update, so a redemption racing it either wins before or finds it denied), a
+/// redeemed one has its grant revoked. One transaction with its audit event.
+///
+/// # Errors
+/// `NotFound` when the workspace has no request with this id.
+pub async fn revoke(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    workspace_id: Uuid,
+    id: Uuid,
+    ip: Option<String>,
+) -> Result<Revoked, Error> {
+    let before = get_in_workspace(db, workspace_id, id).await?;
+    let now = crate::now();
+    let txn = db.begin().await?;
+    let denied = device_grant::Entity::update_many()
+        .col_expr(
+            device_grant::Column::Status,
+            Expr::value(Status::Denied.as_str()),
+        )
+        .col_expr(
+            device_grant::Column::DecidedAt,
+            Func::coalesce([Expr::col(device_grant::Column::DecidedAt), Expr::value(now)]).into(),
+        )
+        .filter(device_grant::Column::Id.eq(id))
+        .filter(device_grant::Column::WorkspaceId.eq(workspace_id))
+        .filter(
+            device_grant::Column::Status
+                .is_in([Status::Pending.as_str(), Status::Approved.as_str()]),
+        )
+        .exec(&txn)
+        .await?;
+    let outcome = if denied.rows_affected == 1 {
+        audit::record(
+            &txn,
+            audit::Event {
+                actor,
+                workspace_id: Some(workspace_id),
+                action: "device.revoked",
+                target: Some(id.to_string()),
+                detail: serde_json::json!({
+                    "was": before.device.status,
+                    "client": before.device.client_id,
+                    "user": before.device.user_id,
+                }),
+                ip,
+            },
+        )
+        .await?;
+        Revoked::Denied
+    } else {
+        match grants::find(&txn, id).await? {
+            Some(g) if g.workspace_id == workspace_id => {
+                if user_grants::end(&txn, &g, actor, ip).await? {
+                    Revoked::TokensEnded
+                } else {
+                    Revoked::AlreadyEnded
+                }
+            }
+            _ => Revoked::AlreadyEnded,
+        }
+    };
+    txn.commit().await?;
+    Ok(outcome)
+}

@@ -1,0 +1,61 @@
+//! The OIDC UserInfo endpoint's answer (OIDC Core §5.3): claims about the user a bearer token
+//! acts for, as far as its scopes allow.
+
+use serde::Serialize;
+
+use crate::Core;
+use crate::entities::workspace;
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::services::access_tokens;
+use crate::types::ScopeSet;
+
+/// Standard claims (OIDC Core §5.1) per granted scope: `sub` always, `name` and
+/// `preferred_username` with `profile`, `email` with `email`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserInfo {
+    pub sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// The claims for a bearer token presented to the workspace, read from the user's current
+/// record.
+///
+/// # Errors
+/// `invalid_token` (RFC 6750 §3.1) for a token that is not active; `insufficient_scope` for
+/// one without `openid` (a `client_credentials` token never has it); `server_error` on a
+/// database failure.
+pub async fn userinfo(
+    core: &Core,
+    workspace: &workspace::Model,
+    token: &str,
+) -> Result<UserInfo, OAuthError> {
+    let active = access_tokens::validate(core, workspace, token)
+        .await?
+        .ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InvalidToken,
+                "the access token is malformed, expired, revoked or not of this workspace",
+            )
+        })?;
+    let scopes = ScopeSet::from_stored(&active.claims.scope);
+    let user = active
+        .user
+        .filter(|_| scopes.contains("openid"))
+        .ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InsufficientScope,
+                "userinfo needs an access token with the openid scope",
+            )
+        })?;
+    Ok(UserInfo {
+        sub: user.id.to_string(),
+        name: user.name.filter(|_| scopes.contains("profile")),
+        preferred_username: Some(user.username).filter(|_| scopes.contains("profile")),
+        email: user.email.filter(|_| scopes.contains("email")),
+    })
+}
