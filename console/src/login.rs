@@ -62,6 +62,11 @@ pub async fn submit(
     let Some(admin) = admins::authenticate(&core.db, email, password).await? else {
         limiter.fail(&account_key);
         limiter.fail(&address_key);
+        if limiter.blocked_for(&account_key).is_some()
+            || limiter.blocked_for(&address_key).is_some()
+        {
+            admins::sign_in_throttled(&core.db, email, address).await?;
+        }
         return form(
             &session,
             StatusCode::UNAUTHORIZED,

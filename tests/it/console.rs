@@ -5,6 +5,9 @@ use reqwest::StatusCode;
 use reqwest::header::{LOCATION, RETRY_AFTER, SET_COOKIE};
 use vestibule_core::services::workspaces;
 
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+use vestibule_core::entities::audit_event;
+
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
 
 /// An admin's browser on the console.
@@ -288,6 +291,14 @@ async fn repeated_sign_in_failures_are_throttled() {
             .unwrap()
             .contains("Too many failed sign-ins")
     );
+    // Reaching the limit is audited once, not every refused attempt.
+    let throttled = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("admin.sign_in_throttled"))
+        .all(&app.core.db)
+        .await
+        .unwrap();
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert_eq!(throttled[0].target.as_deref(), Some(ADMIN_EMAIL));
 }
 
 #[tokio::test]

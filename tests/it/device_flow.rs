@@ -567,6 +567,14 @@ async fn token_endpoint_answers_every_state() {
         .unwrap();
     assert_eq!(grants[0].interval, 6);
     assert_eq!(grants[0].slow_downs, 1);
+    let audited = entities::audit_event::Entity::find()
+        .all(&app.core.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "device.slow_down")
+        .count();
+    assert_eq!(audited, 1, "the first slow_down of a burst is audited");
 
     // A second, patient grant: authorization_pending, then the decision.
     let second = authorize(&app, "states", &cid, None).await;

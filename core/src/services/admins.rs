@@ -129,6 +129,31 @@ pub async fn signed_in(
     .await
 }
 
+/// Records that console sign-in for an account or from an address is now throttled (written
+/// once when the limit is reached, not for every refused attempt, so an attack cannot flood
+/// the log).
+///
+/// # Errors
+/// On a database failure.
+pub async fn sign_in_throttled(
+    db: &impl ConnectionTrait,
+    email: &str,
+    ip: Option<String>,
+) -> Result<(), Error> {
+    audit::record(
+        db,
+        audit::Event {
+            actor: &Actor::System,
+            workspace_id: None,
+            action: "admin.sign_in_throttled",
+            target: Some(email.to_lowercase()),
+            detail: serde_json::json!({}),
+            ip,
+        },
+    )
+    .await
+}
+
 /// Disables or enables an admin. An admin cannot disable themself: someone must always be able
 /// to sign in and undo it.
 ///

@@ -413,6 +413,23 @@ pub async fn poll(
                     .exec(&core.db)
                     .await?;
                 core.polls.slowed(grant.id, interval);
+                // A burst of too-fast polls is worth an audit line, not one per poll: the
+                // 1st, 10th, 100th… slow_down of a grant are recorded.
+                let count = grant.slow_downs + 1;
+                if is_power_of_ten(count) {
+                    audit::record(
+                        &core.db,
+                        audit::Event {
+                            actor: &Actor::Client(client.client_id.clone()),
+                            workspace_id: Some(workspace.id),
+                            action: "device.slow_down",
+                            target: Some(grant.id.to_string()),
+                            detail: serde_json::json!({ "slow_downs": count, "interval": interval }),
+                            ip: None,
+                        },
+                    )
+                    .await?;
+                }
                 Err(OAuthError::new(
                     ErrorCode::SlowDown,
                     format!("polling too fast: wait at least {interval} seconds between requests"),
@@ -502,6 +519,13 @@ async fn redeem(
     txn.commit().await?;
     core.polls.finished(grant.id);
     Ok(issued)
+}
+
+fn is_power_of_ten(mut n: i64) -> bool {
+    while n >= 10 && n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
 }
 
 /// Whether a poll respected the grant's interval.
@@ -597,5 +621,16 @@ impl PollTracker {
     pub fn purge(&self, max_age: Duration) {
         let now = Instant::now();
         self.with(|m| m.retain(|_, s| now.duration_since(s.last) < max_age));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_power_of_ten;
+
+    #[test]
+    fn slow_down_bursts_are_sampled_at_powers_of_ten() {
+        let sampled: Vec<i64> = (1..=1000).filter(|n| is_power_of_ten(*n)).collect();
+        assert_eq!(sampled, [1, 10, 100, 1000]);
     }
 }
