@@ -12,14 +12,16 @@
 #  2. Starts target/release/vestibule on a fresh temporary data dir (SQLite), after
 #     provisioning with its CLI a workspace `bench` with a polling interval of 1 s and a public
 #     device client.
-#  3. Starts CODES device authorizations (default 20000, `curl --parallel`, a few seconds).
-#     Vestibule answers `slow_down` (and writes the grant's new interval to the database) to a
-#     poll that comes less than the interval after the previous one, and wrk polls as fast as
-#     it can, so one code would measure the slow_down path. Instead bench/poll.lua spreads the
-#     polls round robin over the pool: each code is polled once every CODES / rate seconds,
-#     which stays above 1 s while Vestibule answers fewer than CODES polls a second. The
-#     answers are counted by kind (pending / slow_down / other) and printed: if slow_down is
-#     more than a few %, raise CODES.
+#  3. Starts CODES device authorizations (default 20000, `curl --parallel`). Vestibule answers
+#     `slow_down` (and writes the grant's new interval to the database) to a poll that comes
+#     less than the interval after the previous one, and wrk polls as fast as it can, so one
+#     code would measure the slow_down path. Instead bench/poll.lua spreads the polls round
+#     robin over the pool: each code is polled once every CODES / rate seconds, which stays
+#     above the 1 s interval while Vestibule answers fewer than CODES polls a second. 20000
+#     covers the target (half of a floor near 29k req/s is about 14.5k polls/s) and takes about
+#     20-30 s to start on this 2-core machine (about 800 a second, builds running alongside);
+#     at today's 3-5k polls/s each code is polled every 4-6 s. The answers are counted by kind
+#     (pending / slow_down / other) and printed: if slow_down shows up, raise CODES.
 #  4. Checks that pending polls write nothing: CHECK_CODES (300) other fresh codes, each polled
 #     once more than 1 s after its creation, must leave {data_dir}/vestibule.db-wal and
 #     vestibule.db byte for byte unchanged.
@@ -33,7 +35,9 @@
 #
 # Both servers and wrk share the machine: run it on an otherwise idle one (see `uptime`).
 # Needs cargo, curl and wrk (installed with apt-get when missing). Ports: VESTIBULE_PORT and
-# FLOOR_PORT (default: free ones picked at random).
+# FLOOR_PORT (default: free ones picked at random). Other VESTIBULE__… settings pass through
+# (e.g. VESTIBULE__DATABASE__MAX_CONNECTIONS; VESTIBULE__LOG__LEVEL defaults to warn), and
+# the table says how many lines Vestibule logged during its runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -99,7 +103,7 @@ export VESTIBULE__SERVER__DATA_DIR=$DATA
 export VESTIBULE__DATABASE__URL="sqlite://$DATA/vestibule.db?mode=rwc"
 export VESTIBULE__SERVER__BIND=127.0.0.1:$VPORT
 export VESTIBULE__SERVER__PUBLIC_URL=$BASE
-export VESTIBULE__LOG__LEVEL=warn
+export VESTIBULE__LOG__LEVEL=${VESTIBULE__LOG__LEVEL:-warn}
 export VESTIBULE__BOOTSTRAP__ADMIN_EMAIL=bench@localhost
 export VESTIBULE__BOOTSTRAP__ADMIN_PASSWORD=bench-password-not-secret
 export VESTIBULE__SECURITY__DEVICE_AUTHORIZATION_LIMIT=0 # the pool is made from one address
@@ -177,7 +181,9 @@ run_wrk() {
 }
 field() { grep -o "$2=[0-9.]*" "$TMP/$1.poll" | cut -d= -f2; }
 
+LOG_BEFORE=$(wc -l <"$TMP/vestibule.log")
 run_wrk vestibule "$BASE/w/bench/token" "$TMP/codes"
+LOG_LINES=$(($(wc -l <"$TMP/vestibule.log") - LOG_BEFORE))
 
 if [[ $SLOW_DOWN_RUN == 1 ]]; then
   head -1 "$TMP/codes" >"$TMP/one-code"
@@ -219,6 +225,7 @@ awk -v v="$V_RPS" -v f="$F_RPS" -v vp="$(field vestibule p99_us)" -v fp="$(field
   printf "vestibule / floor: %.1f %% of the floor'"'"'s req/s (target >= 50 %%); p99 %.2f ms vs %.2f ms (target < 10 ms)\n",
     100 * v / f, vp / 1000, fp / 1000 }'
 echo "pending polls wrote to the database: $WROTE"
+echo "vestibule logged $LOG_LINES lines (level $VESTIBULE__LOG__LEVEL) during its $(field vestibule requests) pending polls"
 SLOW=$(field vestibule slow_down)
 OTHER=$(field vestibule other)
 ERRS=$(($(field vestibule socket_errors) + $(field floor socket_errors)))
