@@ -93,7 +93,9 @@ impl DeviceView {
             redeemed: when(device.consumed_at),
             revoked: when(d.grant.as_ref().and_then(|g| g.revoked_at)),
             // Until redemption the count lives in this instance's memory only.
-            polls: device.poll_count.max(core.polls.polls(device.id)),
+            polls: device
+                .poll_count
+                .max(core.polls.polls(&device.device_code_hash)),
             slow_downs: device.slow_downs,
             interval: device.interval,
             created_ip: device.created_ip.clone().unwrap_or_default(),
@@ -275,7 +277,7 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &path.slug).await?;
     let revoked = device_authorizations::revoke(
-        &core.db,
+        &core,
         &signed_in.actor(),
         ws.id,
         path.id,

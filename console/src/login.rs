@@ -48,10 +48,13 @@ pub async fn submit(
             Some("Enter your email address and your password."),
         );
     }
-    let limiter = &core.admin_sign_in_failures;
-    let account_key = format!("account:{}", email.to_lowercase());
+    let limiter = &core.sign_in_failures;
+    let account_key = format!("console:account:{}", email.to_lowercase());
     let address = client_address(&req, &core);
-    let address_key = format!("address:{}", address.as_deref().unwrap_or("unknown"));
+    let address_key = format!(
+        "console:address:{}",
+        address.as_deref().unwrap_or("unknown")
+    );
     if let Some(retry_after) = limiter
         .blocked_for(&account_key)
         .or_else(|| limiter.blocked_for(&address_key))

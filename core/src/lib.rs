@@ -32,20 +32,24 @@ pub struct Core {
     pub settings: Arc<config::Settings>,
     pub db: DatabaseConnection,
     pub keyring: Arc<crypto::Keyring>,
-    /// When each pending grant was last polled (per instance).
-    pub polls: Arc<services::device_grants::PollTracker>,
+    /// The grants being polled, answered from memory while pending (per instance).
+    pub polls: Arc<services::pending_polls::PollTracker>,
     /// Unsealed signing keys, briefly cached.
     pub keys: Arc<services::keys::KeyCache>,
     /// Workspaces and clients, briefly cached for the protocol endpoints.
     pub records: Arc<cache::Records>,
-    /// Failed console sign-ins per account and per client address (per instance).
-    pub admin_sign_in_failures: Arc<throttle::FailureLimiter>,
+    /// Failed sign-ins (console and `/activate`, keys named per surface) per account and per
+    /// client address (per instance).
+    pub sign_in_failures: Arc<throttle::FailureLimiter>,
+    /// Wrong user codes at `/activate` per client address, and their instance-wide surges.
+    pub user_code_guard: Arc<throttle::UserCodeGuard>,
 }
 
-/// Console sign-in failures allowed per account and per address in [`ADMIN_SIGN_IN_WINDOW`].
-pub const ADMIN_SIGN_IN_MAX_FAILURES: usize = 5;
-/// The sliding window of [`ADMIN_SIGN_IN_MAX_FAILURES`].
-pub const ADMIN_SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+/// Sign-in failures (console or `/activate`) allowed per account and per address in
+/// [`SIGN_IN_WINDOW`].
+pub const SIGN_IN_MAX_FAILURES: usize = 5;
+/// The sliding window of [`SIGN_IN_MAX_FAILURES`].
+pub const SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Core {
     /// Loads the master key, connects, migrates and ensures the bootstrap state. Every command
@@ -62,6 +66,10 @@ impl Core {
         let db = db::connect(&settings.database).await?;
         db::migrate(&db).await?;
         let report = services::bootstrap::ensure(&db, &keyring, &settings.bootstrap).await?;
+        let user_code_guard = Arc::new(throttle::UserCodeGuard::new(
+            usize::try_from(settings.security.user_code_max_failures).unwrap_or(usize::MAX),
+            std::time::Duration::from_secs(settings.security.user_code_failure_window),
+        ));
         Ok((
             Self {
                 settings: Arc::new(settings),
@@ -70,10 +78,11 @@ impl Core {
                 polls: Arc::default(),
                 keys: Arc::default(),
                 records: Arc::default(),
-                admin_sign_in_failures: Arc::new(throttle::FailureLimiter::new(
-                    ADMIN_SIGN_IN_MAX_FAILURES,
-                    ADMIN_SIGN_IN_WINDOW,
+                sign_in_failures: Arc::new(throttle::FailureLimiter::new(
+                    SIGN_IN_MAX_FAILURES,
+                    SIGN_IN_WINDOW,
                 )),
+                user_code_guard,
             },
             report,
         ))

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_initial;
 mod m20261129_000002_device_flow;
 mod m20261129_000003_token_lifecycle;
+mod m20261130_000004_decided_at_index;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_initial::Migration),
             Box::new(m20261129_000002_device_flow::Migration),
             Box::new(m20261129_000003_token_lifecycle::Migration),
+            Box::new(m20261130_000004_decided_at_index::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ pub mod activate;
 pub mod cli;
 pub mod client_ip;
 pub mod html;
+pub mod metrics;
 pub mod oauth;
 pub mod routes;
 pub mod startup;

@@ -5,10 +5,10 @@ use std::net::TcpListener;
 use actix_web::dev::{Server, Service as _};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpMessage as _, HttpServer, web};
-use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use tracing_actix_web::{RequestId, TracingLogger};
 use vestibule_core::Core;
 use vestibule_core::config::Settings;
+use vestibule_core::services::pending_polls;
 
 use crate::routes;
 
@@ -40,7 +40,7 @@ impl Application {
         let listener =
             TcpListener::bind(bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         let port = listener.local_addr()?.port();
-        let metrics = metrics()?;
+        let metrics = crate::metrics::middleware(&core)?;
         let data = web::Data::new(core.clone());
         let app_core = core.clone();
         let server = HttpServer::new(move || {
@@ -96,9 +96,32 @@ impl Application {
     }
 }
 
-/// Forgets in-memory poll state of grants nobody polls any more, and revocations of access
-/// tokens that have expired since. Ends with the last `Core`.
+/// Background chores of a serving instance; both end with the last `Core`.
+/// - Every [`pending_polls::SYNC_INTERVAL`]: forget the pending grants other instances decided
+///   (so polls here stop answering `authorization_pending` for them).
+/// - Every minute: forget poll state of grants nobody polls any more, and revocations of access
+///   tokens that have expired since.
 fn spawn_housekeeping(core: &Core) {
+    let polls = std::sync::Arc::downgrade(&core.polls);
+    let db = core.db.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(pending_polls::SYNC_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            let Some(polls) = polls.upgrade() else { break };
+            match pending_polls::sync_decisions(&db, &polls).await {
+                Ok(_) => failing = false,
+                // One line when it starts failing, not four a second.
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot read recent device-grant decisions");
+                }
+                Err(_) => {}
+            }
+        }
+    });
     let polls = std::sync::Arc::downgrade(&core.polls);
     let db = core.db.clone();
     tokio::spawn(async move {
@@ -114,15 +137,4 @@ fn spawn_housekeeping(core: &Core) {
             }
         }
     });
-}
-
-/// Request counts by route and status, and a latency histogram, on a registry of this app's
-/// own (so several apps in one process do not share counters).
-fn metrics() -> anyhow::Result<PrometheusMetrics> {
-    PrometheusMetricsBuilder::new("vestibule")
-        .endpoint("/metrics")
-        .registry(prometheus::Registry::new())
-        .mask_unmatched_patterns("UNMATCHED")
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))
 }

@@ -1,9 +1,9 @@
 //! `/activate`: code entry, sign-in, consent and the done page, driven like a browser.
 
 use reqwest::StatusCode;
-use reqwest::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
-use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _, Set};
-use vestibule_core::entities::{client, device_grant, user, workspace};
+use reqwest::header::{CACHE_CONTROL, LOCATION, RETRY_AFTER, SET_COOKIE};
+use sea_orm::{ActiveModelTrait as _, EntityTrait as _, IntoActiveModel as _, Set};
+use vestibule_core::entities::{audit_event, client, device_grant, user, workspace};
 use vestibule_core::services::audit::Actor;
 use vestibule_core::services::device_grants::{self, Decision, Origin, Started};
 use vestibule_core::services::{clients, workspaces};
@@ -27,7 +27,27 @@ async fn setup() -> Setup {
 }
 
 async fn setup_with(changes: workspaces::Changes, client_name: &str) -> Setup {
-    let app = TestApp::spawn().await;
+    setup_on(TestApp::spawn().await, changes, client_name).await
+}
+
+/// Requests come through a proxy on 127.0.0.1 that names the browser's address
+/// (`X-Forwarded-For`, see [`Browser::at`]); `max_failures` wrong user codes per address.
+async fn setup_behind_proxy(max_failures: u32) -> Setup {
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "VESTIBULE__SERVER__TRUSTED_PROXIES".into(),
+            "127.0.0.1/32".into(),
+        );
+        env.insert(
+            "VESTIBULE__SECURITY__USER_CODE_MAX_FAILURES".into(),
+            max_failures.to_string(),
+        );
+    })
+    .await;
+    setup_on(app, workspaces::Changes::default(), "Living Room TV").await
+}
+
+async fn setup_on(app: TestApp, changes: workspaces::Changes, client_name: &str) -> Setup {
     let ws = app
         .workspace(
             "home",
@@ -120,10 +140,22 @@ struct Browser {
 
 impl Browser {
     fn new(app: &TestApp) -> Self {
+        Self::with_headers(app, reqwest::header::HeaderMap::new())
+    }
+
+    /// A browser at `address`, behind the trusted proxy of [`setup_behind_proxy`].
+    fn at(app: &TestApp, address: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().unwrap());
+        Self::with_headers(app, headers)
+    }
+
+    fn with_headers(app: &TestApp, headers: reqwest::header::HeaderMap) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .cookie_store(true)
+                .default_headers(headers)
                 .build()
                 .unwrap(),
             base: app.address.clone(),
@@ -872,4 +904,161 @@ async fn an_old_consent_tab_cannot_approve_a_code_entered_later() {
     see_other(&res, "/activate/consent");
     assert_eq!(s.status(&first).await, "pending");
     assert_eq!(s.status(&second).await, "pending");
+}
+
+async fn audited(app: &TestApp, action: &str) -> Vec<audit_event::Model> {
+    audit_event::Entity::find()
+        .all(&app.core.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == action)
+        .collect()
+}
+
+#[track_caller]
+fn retry_after(res: &reqwest::Response) -> u64 {
+    res.headers()[RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn wrong_user_codes_are_throttled_per_address() {
+    let s = setup_behind_proxy(3).await;
+    let started = s.device_asks().await;
+    let guesser = Browser::at(&s.app, "198.51.100.7");
+    for guess in ["BCDF-GHJK", "BCDF-GHJL", "BCDF-GHJM"] {
+        body(guesser.enter_code(guess).await, StatusCode::BAD_REQUEST).await;
+    }
+    // Out of budget: refused before any lookup, a right code and a link included.
+    let res = guesser.enter_code(started.user_code.as_str()).await;
+    let wait = retry_after(&res);
+    assert!((1..=300).contains(&wait), "Retry-After {wait}");
+    let page = body(res, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_page_basics(&page);
+    assert!(page.contains("Too many wrong codes"), "{page}");
+    let res = guesser
+        .get(&format!(
+            "/activate?user_code={}",
+            started.user_code.as_str()
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after(&res) >= 1);
+    // Expired and used codes are real codes, not guesses: they cost nothing.
+    let neighbour = Browser::at(&s.app, "198.51.100.8");
+    let used = s.device_asks().await;
+    s.app
+        .decide(used.user_code.as_str(), &s.alice, Decision::Approve)
+        .await;
+    for _ in 0..4 {
+        body(
+            neighbour.enter_code(used.user_code.as_str()).await,
+            StatusCode::CONFLICT,
+        )
+        .await;
+    }
+    // Another address is not affected.
+    see_other(
+        &neighbour.enter_code(started.user_code.as_str()).await,
+        "/activate/sign-in",
+    );
+    assert_eq!(s.app.core.user_code_guard.failures_total(), 3);
+}
+
+#[tokio::test]
+async fn a_surge_of_wrong_codes_raises_the_alarm_and_tightens_budgets_without_locking_out() {
+    // Budget 9 per address; a surge is 90 wrong codes across the instance; then 3 per address.
+    let s = setup_behind_proxy(9).await;
+    for i in 0..45 {
+        let b = Browser::at(&s.app, &format!("198.51.100.{i}"));
+        for guess in ["BCDF-GHJK", "BCDF-GHJL"] {
+            body(b.enter_code(guess).await, StatusCode::BAD_REQUEST).await;
+        }
+    }
+    let alarms = audited(&s.app, "activate.user_code_surge").await;
+    assert_eq!(alarms.len(), 1, "one alarm per surge");
+    let detail: serde_json::Value = serde_json::from_str(&alarms[0].detail).unwrap();
+    assert_eq!(detail["failures"], 90);
+    assert_eq!(detail["tightened_to"], 3);
+    assert!(alarms[0].workspace_id.is_none());
+    let metrics = s.app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("vestibule_user_code_surge 1"), "{metrics}");
+    assert!(metrics.contains("vestibule_user_code_failures_total 90"));
+    assert!(metrics.contains("vestibule_user_code_surges_total 1"));
+
+    // An address that guessed twice has one try left instead of seven.
+    let guesser = Browser::at(&s.app, "198.51.100.0");
+    body(
+        guesser.enter_code("BCDF-GHJN").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let res = guesser.enter_code("BCDF-GHJP").await;
+    body(res, StatusCode::TOO_MANY_REQUESTS).await;
+    // Nobody is locked out: a person who has not guessed enters a right code.
+    let started = s.device_asks().await;
+    let person = Browser::at(&s.app, "203.0.113.20");
+    see_other(
+        &person.enter_code(started.user_code.as_str()).await,
+        "/activate/sign-in",
+    );
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
+    let s = setup_behind_proxy(10).await;
+    let started = s.device_asks().await;
+    let attacker = Browser::at(&s.app, "198.51.100.9");
+    see_other(
+        &attacker.enter_code(started.user_code.as_str()).await,
+        "/activate/sign-in",
+    );
+    for _ in 0..vestibule_core::SIGN_IN_MAX_FAILURES {
+        body(
+            attacker.sign_in("alice", "guessed password").await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+    }
+    // The account is closed for a while, even with the right password and from elsewhere.
+    let res = attacker.sign_in("alice", PASSWORD).await;
+    assert!(retry_after(&res) >= 1);
+    let page = body(res, StatusCode::TOO_MANY_REQUESTS).await;
+    assert!(page.contains("Too many failed sign-ins"), "{page}");
+    let alice = Browser::at(&s.app, "203.0.113.21");
+    see_other(
+        &alice.enter_code(started.user_code.as_str()).await,
+        "/activate/sign-in",
+    );
+    body(
+        alice.sign_in("alice", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    let throttled = audited(&s.app, "user.sign_in_throttled").await;
+    assert_eq!(throttled.len(), 1, "audited once when the limit is reached");
+    assert_eq!(throttled[0].target.as_deref(), Some("alice"));
+    assert_eq!(throttled[0].workspace_id, Some(s.ws.id));
+    // The attacker's address is closed for other accounts too.
+    s.app.user(&s.ws, "bob", "bob's password").await;
+    body(
+        attacker.sign_in("bob", "bob's password").await,
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    // Another account from another address is unaffected.
+    let carol = s.app.user(&s.ws, "carol", "carol's password").await;
+    let b = Browser::at(&s.app, "203.0.113.22");
+    see_other(
+        &b.enter_code(started.user_code.as_str()).await,
+        "/activate/sign-in",
+    );
+    see_other(
+        &b.sign_in(&carol.username, "carol's password").await,
+        "/activate/consent",
+    );
 }

@@ -258,7 +258,7 @@ async fn sign_in_refuses_wrong_passwords_unknown_emails_and_disabled_admins_alik
 async fn repeated_sign_in_failures_are_throttled() {
     let app = TestApp::spawn().await;
     let console = Console::new(&app);
-    for _ in 0..vestibule_core::ADMIN_SIGN_IN_MAX_FAILURES {
+    for _ in 0..vestibule_core::SIGN_IN_MAX_FAILURES {
         let page = console.sign_in(ADMIN_EMAIL, "wrong password").await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     }

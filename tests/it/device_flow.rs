@@ -23,6 +23,8 @@ use sea_orm::EntityTrait as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use vestibule_core::entities;
+use vestibule_core::services::audit::Actor;
+use vestibule_core::services::device_authorizations;
 use vestibule_core::services::device_grants::{self, Decision, Lookup};
 use vestibule_core::services::workspaces::Changes;
 
@@ -282,7 +284,7 @@ async fn public_client_full_flow_with_openidconnect() {
                 panic!("pending")
             };
             device_grants::decide(
-                &app_core.db,
+                &app_core,
                 p.grant.id,
                 &alice,
                 vestibule_core::now(),
@@ -661,6 +663,90 @@ async fn token_endpoint_answers_every_state() {
     assert_eq!((status, error_of(&body)), (401, "invalid_client"));
 }
 
+/// Polls ask `instance` every 1.1 s (the interval is 1 s) until the answer is no longer
+/// `authorization_pending`; at most `tries` times.
+async fn poll_until_decided(
+    instance: &TestApp,
+    slug: &str,
+    client_id: &str,
+    code: &str,
+    tries: usize,
+) -> (u16, Value) {
+    for _ in 0..tries {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (status, body) = poll(instance, slug, client_id, code).await;
+        if body["error"] != "authorization_pending" {
+            return (status, body);
+        }
+    }
+    panic!("still authorization_pending after {tries} polls");
+}
+
+/// Pending polls are answered from the instance's memory; a decision recorded by another
+/// instance on the same database (approval at its /activate, revocation in its console) still
+/// reaches them within the sync interval, not at the code's expiry.
+#[tokio::test]
+async fn decisions_made_on_another_instance_reach_pending_polls() {
+    let app = TestApp::spawn().await;
+    let peer = app.peer().await;
+    let ws = app.workspace("peers", Changes::default()).await;
+    let dave = app.user(&ws, "dave", "dave's password").await;
+    let (cid, _) = app.client(&ws, true, &["device_code"], "openid").await;
+
+    let approved = authorize(&app, "peers", &cid, None).await;
+    let revoked = authorize(&app, "peers", &cid, None).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for started in [&approved, &revoked] {
+        let (_, body) = poll(
+            &app,
+            "peers",
+            &cid,
+            started["device_code"].as_str().unwrap(),
+        )
+        .await;
+        assert_eq!(error_of(&body), "authorization_pending");
+    }
+
+    peer.decide(
+        approved["user_code"].as_str().unwrap(),
+        &dave,
+        Decision::Approve,
+    )
+    .await;
+    let (status, body) = poll_until_decided(
+        &app,
+        "peers",
+        &cid,
+        approved["device_code"].as_str().unwrap(),
+        5,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].is_string());
+
+    let Lookup::Pending(pending) = device_grants::find_by_user_code(
+        &peer.core.db,
+        &peer.core.keyring,
+        revoked["user_code"].as_str().unwrap(),
+    )
+    .await
+    .unwrap() else {
+        panic!("still pending");
+    };
+    device_authorizations::revoke(&peer.core, &Actor::Cli, ws.id, pending.grant.id, None)
+        .await
+        .unwrap();
+    let (status, body) = poll_until_decided(
+        &app,
+        "peers",
+        &cid,
+        revoked["device_code"].as_str().unwrap(),
+        5,
+    )
+    .await;
+    assert_eq!((status, error_of(&body)), (400, "access_denied"));
+}
+
 #[tokio::test]
 async fn expired_codes_answer_expired_token() {
     let app = TestApp::spawn().await;
@@ -721,7 +807,7 @@ async fn a_device_code_of_one_workspace_is_refused_in_another() {
         panic!("a fresh code is pending");
     };
     let decided = device_grants::decide(
-        &app.core.db,
+        &app.core,
         pending.grant.id,
         &b_user,
         vestibule_core::now(),

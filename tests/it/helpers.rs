@@ -122,8 +122,11 @@ pub struct TestApp {
     pub address: String,
     pub core: Core,
     pub client: reqwest::Client,
-    _db: TestDb,
-    _data_dir: tempfile::TempDir,
+    /// The settings it was started with, for [`TestApp::peer`].
+    env: HashMap<String, String>,
+    /// Owned by the first instance of a database; peers borrow them.
+    _db: Option<TestDb>,
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -150,7 +153,22 @@ impl TestApp {
             format!("http://127.0.0.1:{port}"),
         );
         customize(&mut env);
-        let settings = Settings::load_from(None, env).expect("test settings");
+        let mut app = Self::start(env).await;
+        app._db = Some(db);
+        app._data_dir = Some(data_dir);
+        app
+    }
+
+    /// Another instance on the same database and master key, as behind a load balancer (same
+    /// public URL, its own port).
+    pub async fn peer(&self) -> Self {
+        let mut env = self.env.clone();
+        env.insert("VESTIBULE__SERVER__BIND".into(), "127.0.0.1:0".into());
+        Self::start(env).await
+    }
+
+    async fn start(env: HashMap<String, String>) -> Self {
+        let settings = Settings::load_from(None, env.clone()).expect("test settings");
         if std::env::var_os("TEST_LOG").is_some() {
             vestibule_server::telemetry::init(&settings.log);
         }
@@ -167,8 +185,9 @@ impl TestApp {
             address: format!("http://127.0.0.1:{port}"),
             core,
             client,
-            _db: db,
-            _data_dir: data_dir,
+            env,
+            _db: None,
+            _data_dir: None,
         }
     }
 
@@ -209,8 +228,8 @@ impl TestApp {
     /// Runs the `vestibule` binary against this running app's database and data directory
     /// (so with its master key), off the async executor.
     pub async fn cli(&self, args: &[&str]) -> Run {
-        let dir = self._data_dir.path().to_owned();
-        let env = base_env(&self._db, &dir);
+        let dir = PathBuf::from(&self.env["VESTIBULE__SERVER__DATA_DIR"]);
+        let env = self.env.clone();
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -421,7 +440,7 @@ impl TestApp {
             panic!("user code {user_code} is not pending");
         };
         let decided = device_grants::decide(
-            &self.core.db,
+            &self.core,
             pending.grant.id,
             user,
             vestibule_core::now(),

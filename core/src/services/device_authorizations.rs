@@ -5,11 +5,12 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ColumnTrait as _, Condition, ConnectionTrait, DatabaseConnection, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, TransactionTrait as _,
+    ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _, QueryFilter as _,
+    QueryOrder as _, TransactionTrait as _,
 };
 use uuid::Uuid;
 
+use crate::Core;
 use crate::entities::{audit_event, client, device_grant, grant, user};
 use crate::error::Error;
 use crate::services::audit::{self, Actor};
@@ -209,15 +210,15 @@ pub enum Revoked {
 /// # Errors
 /// `NotFound` when the workspace has no request with this id.
 pub async fn revoke(
-    db: &DatabaseConnection,
+    core: &Core,
     actor: &Actor,
     workspace_id: Uuid,
     id: Uuid,
     ip: Option<String>,
 ) -> Result<Revoked, Error> {
-    let before = get_in_workspace(db, workspace_id, id).await?;
+    let before = get_in_workspace(&core.db, workspace_id, id).await?;
     let now = crate::now();
-    let txn = db.begin().await?;
+    let txn = core.db.begin().await?;
     let denied = device_grant::Entity::update_many()
         .col_expr(
             device_grant::Column::Status,
@@ -266,5 +267,6 @@ pub async fn revoke(
         }
     };
     txn.commit().await?;
+    core.polls.forget(&before.device.device_code_hash);
     Ok(outcome)
 }

@@ -2,10 +2,6 @@
 //! the user's decision, and the device's polls. Every state change is one conditional update,
 //! so a device code yields tokens exactly once however many polls race.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _,
@@ -19,6 +15,7 @@ use crate::entities::{client, device_grant, user, workspace};
 use crate::error::Error;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::services::audit::{self, Actor};
+use crate::services::pending_polls::{self, Known, Rate};
 use crate::services::tokens::{self, Issued};
 use crate::services::workspaces::Settings;
 use crate::services::{consents, grants, users};
@@ -171,7 +168,7 @@ pub async fn start(
                     },
                 )
                 .await?;
-                core.polls.started(grant.id);
+                core.polls.started(&grant);
                 return Ok(Started {
                     grant,
                     device_code,
@@ -279,6 +276,36 @@ pub async fn find_by_user_code(
     }
 }
 
+/// Records the start of a surge of wrong user codes across the instance (RFC 8628 §5.1): the
+/// alarm an admin finds in the audit log, with the per-address budget now in force.
+///
+/// # Errors
+/// On a database failure.
+pub async fn user_code_surge(
+    core: &Core,
+    failures: usize,
+    ip: Option<String>,
+) -> Result<(), Error> {
+    let (budget, tightened) = core.user_code_guard.budgets();
+    audit::record(
+        &core.db,
+        audit::Event {
+            actor: &Actor::System,
+            workspace_id: None,
+            action: "activate.user_code_surge",
+            target: None,
+            detail: serde_json::json!({
+                "failures": failures,
+                "window_seconds": core.settings.security.user_code_failure_window,
+                "budget_per_address": budget,
+                "tightened_to": tightened,
+            }),
+            ip,
+        },
+    )
+    .await
+}
+
 /// # Errors
 /// On a database failure.
 pub async fn find(
@@ -300,14 +327,14 @@ pub enum Decision {
 /// # Errors
 /// On a database failure, or when the user is not of the grant's workspace.
 pub async fn decide(
-    db: &DatabaseConnection,
+    core: &Core,
     grant_id: Uuid,
     user: &user::Model,
     auth_time: i64,
     decision: Decision,
     ip: Option<String>,
 ) -> Result<bool, Error> {
-    let txn = db.begin().await?;
+    let txn = core.db.begin().await?;
     let now = crate::now();
     let (status, action) = match decision {
         Decision::Approve => (Status::Approved, "device.approved"),
@@ -353,11 +380,13 @@ pub async fn decide(
     )
     .await?;
     txn.commit().await?;
+    core.polls.forget(&grant.device_code_hash);
     Ok(true)
 }
 
-/// One poll of the token endpoint by an authenticated client. A pending poll reads one row
-/// and writes nothing.
+/// One poll of the token endpoint by an authenticated client. A pending poll is answered from
+/// this instance's memory when it knows the grant (see [`pending_polls`]), else it reads one
+/// row; it never writes.
 ///
 /// # Errors
 /// The RFC 8628 §3.5 answers: `authorization_pending`, `slow_down`, `access_denied`,
@@ -371,82 +400,121 @@ pub async fn poll(
     let hash = core
         .keyring
         .hash_secret(SecretKind::DeviceCode, device_code);
+    let now = crate::now();
+    match core.polls.poll_pending(&hash, workspace.id, client.id) {
+        Known::Pending(known, rate) => {
+            return answer_pending(core, workspace, client, &hash, &known, rate, now).await;
+        }
+        Known::Foreign => return Err(OAuthError::invalid_grant("unknown device_code")),
+        Known::Unknown => {}
+    }
+    let epoch = core.polls.epoch();
     // `device_code_hash` is unique, so `.all()` returns at most one row. `.one()` would bind
     // `LIMIT ?`, which makes SQLite re-prepare the statement on every poll (a quarter of the
     // CPU of a pending poll, measured with perf).
     let grant = device_grant::Entity::find()
-        .filter(device_grant::Column::DeviceCodeHash.eq(hash))
+        .filter(device_grant::Column::DeviceCodeHash.eq(&hash))
         .all(&core.db)
         .await?
         .into_iter()
         .next()
         .filter(|g| g.workspace_id == workspace.id && g.client_id == client.id)
         .ok_or_else(|| OAuthError::invalid_grant("unknown device_code"))?;
-    let now = crate::now();
     let status = Status::parse(&grant.status).ok_or_else(|| {
         Error::Internal(format!("grant {} has status {:?}", grant.id, grant.status))
     })?;
-    let rate = core.polls.poll(grant.id, grant.created_at, grant.interval);
+    let rate = core.polls.polled(&grant, status == Status::Pending, epoch);
     match status {
         Status::Consumed => Err(OAuthError::invalid_grant(
             "this device_code was already redeemed",
         )),
         Status::Denied => {
-            core.polls.finished(grant.id);
+            core.polls.finished(&hash);
             Err(OAuthError::new(
                 ErrorCode::AccessDenied,
                 "the user denied the request",
             ))
         }
-        _ if grant.expires_at <= now => {
-            core.polls.finished(grant.id);
-            Err(OAuthError::new(
-                ErrorCode::ExpiredToken,
-                "the device_code has expired; start over",
-            ))
+        Status::Pending => {
+            let known = pending_polls::Pending {
+                grant: grant.id,
+                workspace_id: grant.workspace_id,
+                client_id: grant.client_id,
+                expires_at: grant.expires_at,
+                interval: grant.interval,
+                slow_downs: grant.slow_downs,
+            };
+            answer_pending(core, workspace, client, &hash, &known, rate, now).await
         }
-        Status::Pending => match rate {
-            Rate::TooFast => {
-                let interval = grant.interval + SLOW_DOWN_STEP;
-                device_grant::Entity::update_many()
-                    .col_expr(device_grant::Column::Interval, Expr::value(interval))
-                    .col_expr(
-                        device_grant::Column::SlowDowns,
-                        Expr::col(device_grant::Column::SlowDowns).add(1),
-                    )
-                    .filter(device_grant::Column::Id.eq(grant.id))
-                    .exec(&core.db)
-                    .await?;
-                core.polls.slowed(grant.id, interval);
-                // A burst of too-fast polls is worth an audit line, not one per poll: the
-                // 1st, 10th, 100th… slow_down of a grant are recorded.
-                let count = grant.slow_downs + 1;
-                if is_power_of_ten(count) {
-                    audit::record(
-                        &core.db,
-                        audit::Event {
-                            actor: &Actor::Client(client.client_id.clone()),
-                            workspace_id: Some(workspace.id),
-                            action: "device.slow_down",
-                            target: Some(grant.id.to_string()),
-                            detail: serde_json::json!({ "slow_downs": count, "interval": interval }),
-                            ip: None,
-                        },
-                    )
-                    .await?;
-                }
-                Err(OAuthError::new(
-                    ErrorCode::SlowDown,
-                    format!("polling too fast: wait at least {interval} seconds between requests"),
-                ))
-            }
-            Rate::Ok => Err(OAuthError::new(
-                ErrorCode::AuthorizationPending,
-                "the user has not decided yet",
-            )),
-        },
+        Status::Approved if grant.expires_at <= now => {
+            core.polls.finished(&hash);
+            Err(expired())
+        }
         Status::Approved => redeem(core, workspace, client, &grant, now).await,
     }
+}
+
+fn expired() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::ExpiredToken,
+        "the device_code has expired; start over",
+    )
+}
+
+/// The answer to a poll of a pending grant: `expired_token`, `slow_down` (which lengthens the
+/// grant's interval, in the database too so that every instance applies it) or
+/// `authorization_pending`.
+async fn answer_pending(
+    core: &Core,
+    workspace: &workspace::Model,
+    client: &client::Model,
+    hash: &str,
+    known: &pending_polls::Pending,
+    rate: Rate,
+    now: i64,
+) -> Result<Issued, OAuthError> {
+    if known.expires_at <= now {
+        core.polls.finished(hash);
+        return Err(expired());
+    }
+    if rate == Rate::Ok {
+        return Err(OAuthError::new(
+            ErrorCode::AuthorizationPending,
+            "the user has not decided yet",
+        ));
+    }
+    let interval = known.interval + SLOW_DOWN_STEP;
+    device_grant::Entity::update_many()
+        .col_expr(device_grant::Column::Interval, Expr::value(interval))
+        .col_expr(
+            device_grant::Column::SlowDowns,
+            Expr::col(device_grant::Column::SlowDowns).add(1),
+        )
+        .filter(device_grant::Column::Id.eq(known.grant))
+        .exec(&core.db)
+        .await?;
+    core.polls.slowed(hash, interval);
+    // A burst of too-fast polls is worth an audit line, not one per poll: the 1st, 10th,
+    // 100th… slow_down of a grant (as this instance counts them) are recorded.
+    let count = known.slow_downs + 1;
+    if is_power_of_ten(count) {
+        audit::record(
+            &core.db,
+            audit::Event {
+                actor: &Actor::Client(client.client_id.clone()),
+                workspace_id: Some(workspace.id),
+                action: "device.slow_down",
+                target: Some(known.grant.to_string()),
+                detail: serde_json::json!({ "slow_downs": count, "interval": interval }),
+                ip: None,
+            },
+        )
+        .await?;
+    }
+    Err(OAuthError::new(
+        ErrorCode::SlowDown,
+        format!("polling too fast: wait at least {interval} seconds between requests"),
+    ))
 }
 
 async fn redeem(
@@ -456,7 +524,7 @@ async fn redeem(
     grant: &device_grant::Model,
     now: i64,
 ) -> Result<Issued, OAuthError> {
-    let polls = core.polls.polls(grant.id);
+    let polls = core.polls.polls(&grant.device_code_hash);
     // Everything that needs its own connection comes before the transaction takes one.
     let settings = Settings::from_model(workspace)?;
     let key = core
@@ -522,7 +590,7 @@ async fn redeem(
     )
     .await?;
     txn.commit().await?;
-    core.polls.finished(grant.id);
+    core.polls.finished(&grant.device_code_hash);
     Ok(issued)
 }
 
@@ -531,102 +599,6 @@ fn is_power_of_ten(mut n: i64) -> bool {
         n /= 10;
     }
     n == 1
-}
-
-/// Whether a poll respected the grant's interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rate {
-    Ok,
-    TooFast,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct PollState {
-    last: Instant,
-    interval: i64,
-    polls: i64,
-}
-
-/// Per-instance memory of when each grant was last polled, so a pending poll needs no
-/// database write. With several instances behind a load balancer a device could poll each
-/// one at the interval: the bound is N× the interval rate, documented in the README.
-#[derive(Debug, Default)]
-pub struct PollTracker {
-    grants: Mutex<HashMap<Uuid, PollState>>,
-}
-
-impl PollTracker {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Uuid, PollState>) -> T) -> T {
-        let mut map = self
-            .grants
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut map)
-    }
-
-    /// The authorization response counts as the first "poll".
-    pub fn started(&self, grant: Uuid) {
-        self.with(|m| {
-            m.insert(
-                grant,
-                PollState {
-                    last: Instant::now(),
-                    interval: 0,
-                    polls: 0,
-                },
-            );
-        });
-    }
-
-    /// Records a poll and says whether it came too soon after the previous one (or after the
-    /// authorization response). A grant started on another instance is measured from its
-    /// creation second, rounded in the device's favour.
-    pub fn poll(&self, grant: Uuid, created_at: i64, interval: i64) -> Rate {
-        let now = Instant::now();
-        self.with(|m| {
-            let state = m.entry(grant).or_insert_with(|| {
-                let age = u64::try_from(crate::now() - created_at).unwrap_or(0);
-                PollState {
-                    last: now.checked_sub(Duration::from_secs(age)).unwrap_or(now),
-                    interval,
-                    polls: 0,
-                }
-            });
-            let interval = std::cmp::max(interval, state.interval);
-            let too_fast = now.duration_since(state.last)
-                < Duration::from_secs(u64::try_from(interval).unwrap_or(0));
-            state.last = now;
-            state.interval = interval;
-            state.polls += 1;
-            if too_fast { Rate::TooFast } else { Rate::Ok }
-        })
-    }
-
-    pub fn slowed(&self, grant: Uuid, interval: i64) {
-        self.with(|m| {
-            if let Some(s) = m.get_mut(&grant) {
-                s.interval = interval;
-            }
-        });
-    }
-
-    /// Polls of the grant seen by this instance.
-    #[must_use]
-    pub fn polls(&self, grant: Uuid) -> i64 {
-        self.with(|m| m.get(&grant).map_or(0, |s| s.polls))
-    }
-
-    pub fn finished(&self, grant: Uuid) {
-        self.with(|m| {
-            m.remove(&grant);
-        });
-    }
-
-    /// Forgets grants not polled for `max_age`, so abandoned requests do not accumulate.
-    pub fn purge(&self, max_age: Duration) {
-        let now = Instant::now();
-        self.with(|m| m.retain(|_, s| now.duration_since(s.last) < max_age));
-    }
 }
 
 #[cfg(test)]

@@ -123,6 +123,31 @@ pub async fn authenticate(
     Ok(found.filter(|u| ok && !u.disabled))
 }
 
+/// Records that failed sign-ins at `/activate` for `username` of a workspace, or from `ip`,
+/// reached their limit (audited once per limit reached, not per refused attempt).
+///
+/// # Errors
+/// On a database failure.
+pub async fn sign_in_throttled(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    username: &str,
+    ip: Option<String>,
+) -> Result<(), Error> {
+    audit::record(
+        db,
+        audit::Event {
+            actor: &Actor::System,
+            workspace_id: Some(workspace_id),
+            action: "user.sign_in_throttled",
+            target: Some(username.to_lowercase()),
+            detail: serde_json::json!({}),
+            ip,
+        },
+    )
+    .await
+}
+
 /// # Errors
 /// On a database failure.
 pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<user::Model>, Error> {

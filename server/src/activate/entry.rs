@@ -5,9 +5,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use vestibule_core::Core;
 use vestibule_core::services::device_grants::{self, Lookup};
+use vestibule_core::throttle::Surge;
 
 use super::csrf::{CsrfForm, CsrfProtected};
-use super::error::ActivateError;
+use super::error::{ActivateError, Throttled};
 use super::flow::{self, Current};
 use super::session::{ActivateSession, CodeInProgress};
 use super::{CONSENT_PATH, SIGN_IN_PATH};
@@ -97,9 +98,26 @@ async fn look_up(
     typed: &str,
     arrival: Arrival,
 ) -> Result<HttpResponse, ActivateError> {
+    let address = crate::client_ip::client_ip(req, &core.settings.server.trusted_proxies)
+        .map(|ip| ip.to_string());
+    let address_key = address.as_deref().unwrap_or("unknown");
+    if let Some(retry_after) = core.user_code_guard.blocked_for(address_key) {
+        tracing::warn!(address = ?address, "/activate: wrong user codes throttled");
+        return Err(ActivateError::Throttled {
+            what: Throttled::UserCodes,
+            retry_after,
+        });
+    }
     let pending = match device_grants::find_by_user_code(&core.db, &core.keyring, typed).await? {
         Lookup::Pending(pending) => *pending,
         Lookup::Unknown => {
+            if let Surge::Started { failures } = core.user_code_guard.fail(address_key) {
+                tracing::warn!(
+                    failures,
+                    "/activate: surge of wrong user codes; per-address budgets tightened"
+                );
+                device_grants::user_code_surge(core, failures, address.clone()).await?;
+            }
             return form(
                 session,
                 StatusCode::BAD_REQUEST,

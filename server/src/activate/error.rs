@@ -1,6 +1,9 @@
 //! Everything that can stop an `/activate` request, and the one place each becomes a page.
 
-use actix_web::http::StatusCode;
+use std::borrow::Cow;
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -26,9 +29,24 @@ pub enum ActivateError {
     CodeUsed,
     #[error("no such page")]
     NotFound,
+    /// Too many failures from this address (or for this account): wait `retry_after`.
+    #[error("throttled: {what:?}")]
+    Throttled {
+        what: Throttled,
+        retry_after: Duration,
+    },
     /// A failure that is ours, not the user's. Logged; the page says nothing of it.
     #[error("{0}")]
     Internal(String),
+}
+
+/// What was attempted too often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttled {
+    /// Wrong user codes from one address (RFC 8628 §5.1).
+    UserCodes,
+    /// Failed sign-ins for one account or from one address.
+    SignIns,
 }
 
 impl From<vestibule_core::Error> for ActivateError {
@@ -51,9 +69,9 @@ impl From<actix_session::SessionInsertError> for ActivateError {
 
 /// What `activate/problem.html` shows.
 #[derive(Serialize)]
-struct Problem<'a> {
-    title: &'a str,
-    message: &'a str,
+struct Problem {
+    title: &'static str,
+    message: Cow<'static, str>,
     next: Option<Link>,
 }
 
@@ -70,37 +88,73 @@ const START_AGAIN: Option<Link> = Some(Link {
 });
 
 impl ActivateError {
-    fn problem(&self) -> Problem<'_> {
+    fn problem(&self) -> Problem {
         match self {
             Self::Csrf => Problem {
                 title: "This form has expired",
-                message: "This form expired or was not sent by this site — go back and try again.",
+                message: Cow::Borrowed(
+                    "This form expired or was not sent by this site — go back and try again.",
+                ),
                 next: START_AGAIN,
             },
             Self::BadForm(_) | Self::BadValue(_) => Problem {
                 title: "That request could not be read",
-                message: "The form that was sent is not one this page offers. Go back and try again.",
+                message: Cow::Borrowed(
+                    "The form that was sent is not one this page offers. Go back and try again.",
+                ),
                 next: START_AGAIN,
             },
             Self::CodeExpired => Problem {
                 title: "This code has expired",
-                message: "This code has expired — start again on your device to get a new code.",
+                message: Cow::Borrowed(
+                    "This code has expired — start again on your device to get a new code.",
+                ),
                 next: START_AGAIN,
             },
             Self::CodeUsed => Problem {
                 title: "This code was already used",
-                message: "This code was already used. Each code works once — if you did not use it, \
+                message: Cow::Borrowed(
+                    "This code was already used. Each code works once — if you did not use it, \
                           start again on your device.",
+                ),
                 next: START_AGAIN,
             },
             Self::NotFound => Problem {
                 title: "Page not found",
-                message: "There is no page at this address.",
+                message: Cow::Borrowed("There is no page at this address."),
                 next: START_AGAIN,
             },
+            Self::Throttled { what, retry_after } => {
+                let minutes = retry_after.as_secs().div_ceil(60).max(1);
+                let wait = if minutes == 1 {
+                    "a minute".to_owned()
+                } else {
+                    format!("{minutes} minutes")
+                };
+                match what {
+                    Throttled::UserCodes => Problem {
+                        title: "Too many wrong codes",
+                        message: Cow::Owned(format!(
+                            "Too many codes that do not exist were entered from your network. \
+                             Wait {wait}, then enter the code shown on your device again."
+                        )),
+                        next: START_AGAIN,
+                    },
+                    Throttled::SignIns => Problem {
+                        title: "Too many failed sign-ins",
+                        message: Cow::Owned(format!(
+                            "Too many sign-ins failed for this account or from your network. \
+                             Wait {wait}, then try again."
+                        )),
+                        next: None,
+                    },
+                }
+            }
             Self::NoCodeInProgress | Self::Internal(_) => Problem {
                 title: "Something went wrong",
-                message: "Something went wrong on our side. Please try again in a moment.",
+                message: Cow::Borrowed(
+                    "Something went wrong on our side. Please try again in a moment.",
+                ),
                 next: None,
             },
         }
@@ -116,6 +170,7 @@ impl ResponseError for ActivateError {
             Self::CodeExpired => StatusCode::GONE,
             Self::CodeUsed => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,11 +185,17 @@ impl ResponseError for ActivateError {
             Self::BadForm(reason) => tracing::debug!(%reason, "/activate: unreadable form"),
             _ => {}
         }
-        html::page(self.status_code(), "activate/problem.html", &self.problem()).unwrap_or_else(
-            |e| {
+        let mut page = html::page(self.status_code(), "activate/problem.html", &self.problem())
+            .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot render the /activate error page");
                 html::fallback_error_page()
-            },
-        )
+            });
+        if let Self::Throttled { retry_after, .. } = self {
+            page.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+        }
+        page
     }
 }

@@ -158,7 +158,7 @@ pub async fn decide(
     let ip = crate::client_ip::client_ip(req, &core.settings.server.trusted_proxies)
         .map(|ip| ip.to_string());
     let recorded =
-        device_grants::decide(&core.db, grant_id, &user.user, user.auth_time, decision, ip).await?;
+        device_grants::decide(core, grant_id, &user.user, user.auth_time, decision, ip).await?;
     if !recorded {
         session.clear_code();
         return Err(ended(core, grant_id).await);

@@ -7,7 +7,7 @@ use vestibule_core::Core;
 use vestibule_core::services::users;
 
 use super::csrf::{CsrfForm, CsrfProtected};
-use super::error::ActivateError;
+use super::error::{ActivateError, Throttled};
 use super::flow::{self, Current, SignedUser};
 use super::session::{ActivateSession, SignedIn};
 use crate::html;
@@ -64,9 +64,38 @@ pub async fn submit(
         );
     }
     let workspace = &current.pending.workspace;
+    let limiter = &core.sign_in_failures;
+    let account_key = format!(
+        "activate:account:{}:{}",
+        workspace.id,
+        username.to_lowercase()
+    );
+    let address = crate::client_ip::client_ip(&req, &core.settings.server.trusted_proxies)
+        .map(|ip| ip.to_string());
+    let address_key = format!(
+        "activate:address:{}",
+        address.as_deref().unwrap_or("unknown")
+    );
+    if let Some(retry_after) = limiter
+        .blocked_for(&account_key)
+        .or_else(|| limiter.blocked_for(&address_key))
+    {
+        tracing::warn!(address = ?address, "/activate: sign-in throttled");
+        return Err(ActivateError::Throttled {
+            what: Throttled::SignIns,
+            retry_after,
+        });
+    }
     let Some(user) =
         users::authenticate(&core.db, workspace.id, username, &credentials.password).await?
     else {
+        limiter.fail(&account_key);
+        limiter.fail(&address_key);
+        if limiter.blocked_for(&account_key).is_some()
+            || limiter.blocked_for(&address_key).is_some()
+        {
+            users::sign_in_throttled(&core.db, workspace.id, username, address).await?;
+        }
         return form(
             &session,
             &current,
@@ -75,6 +104,7 @@ pub async fn submit(
             Some("That username and password do not match. Check them and try again."),
         );
     };
+    limiter.clear(&account_key);
     let auth_time = vestibule_core::now();
     session.sign_in(SignedIn {
         workspace_id: workspace.id,

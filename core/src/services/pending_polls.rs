@@ -1,0 +1,427 @@
+//! What this instance knows about device grants being polled, so that a pending poll (RFC 8628
+//! §3.5 `authorization_pending`) is answered from memory, without touching the database.
+//!
+//! Each grant polled here (or started here) has an entry keyed by the HMAC of its device code:
+//! when it was last polled, its interval, how often it was polled, and, while it is known to
+//! be pending, a snapshot of what a pending poll needs (ids, creation and expiry). The snapshot
+//! is only ever dropped, never trusted longer than the grant stays undecided:
+//! - a decision or revocation made by this process forgets it at once ([`PollTracker::forget`]);
+//! - one made by another instance is found by [`sync_decisions`], which the server runs every
+//!   [`SYNC_INTERVAL`] and which reads the device codes decided during the last
+//!   [`SYNC_WINDOW`] (one small indexed query per tick, whatever the poll rate).
+//!
+//! A poll that finds no snapshot reads the grant and installs a snapshot only when no decision
+//! was forgotten meanwhile (an epoch counter), so a read that raced a decision can never bring
+//! a stale "pending" back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use sea_orm::{
+    ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, QuerySelect as _,
+};
+use uuid::Uuid;
+
+use crate::entities::device_grant;
+use crate::error::Error;
+
+/// How often the server looks for decisions made by other instances: the longest a poll on
+/// this instance can still answer `authorization_pending` after another one recorded a decision.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+/// How far back each sync looks. Covers slow commits and clocks that differ between instances
+/// by less than this.
+pub const SYNC_WINDOW: i64 = 60;
+
+/// What a pending poll needs to be answered without the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub grant: Uuid,
+    pub workspace_id: Uuid,
+    pub client_id: Uuid,
+    pub expires_at: i64,
+    /// The grant's interval as this instance knows it (grown by its `slow_down`s).
+    pub interval: i64,
+    pub slow_downs: i64,
+}
+
+impl Pending {
+    fn of(grant: &device_grant::Model) -> Self {
+        Self {
+            grant: grant.id,
+            workspace_id: grant.workspace_id,
+            client_id: grant.client_id,
+            expires_at: grant.expires_at,
+            interval: grant.interval,
+            slow_downs: grant.slow_downs,
+        }
+    }
+}
+
+/// What this instance knows of a polled device code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Pending, polled by its own client: the poll was recorded.
+    Pending(Pending, Rate),
+    /// Pending, but another client's or workspace's: nothing recorded.
+    Foreign,
+    /// Not known to be pending: read the database.
+    Unknown,
+}
+
+/// Whether a poll respected the grant's interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    Ok,
+    TooFast,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// `Some` while the grant is known to be pending.
+    pending: Option<Pending>,
+    last: Instant,
+    interval: i64,
+    polls: i64,
+}
+
+impl Entry {
+    /// Records a poll now; too fast when it comes sooner than `interval` after the last one.
+    fn poll(&mut self, interval: i64) -> Rate {
+        let now = Instant::now();
+        self.interval = self.interval.max(interval);
+        let too_fast = now.duration_since(self.last)
+            < Duration::from_secs(u64::try_from(self.interval).unwrap_or(0));
+        self.last = now;
+        self.polls += 1;
+        if too_fast { Rate::TooFast } else { Rate::Ok }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Decided {
+    /// Device-code hashes already forgotten, with their decision time, pruned to the window.
+    seen: HashMap<String, i64>,
+}
+
+/// Per-instance memory of the grants being polled. With several instances behind a load
+/// balancer a device could poll each one at the interval: the bound is N× the interval rate.
+#[derive(Debug, Default)]
+pub struct PollTracker {
+    entries: Mutex<HashMap<String, Entry>>,
+    /// Bumped by every forget: a snapshot read before a bump is not installed after it.
+    epoch: AtomicU64,
+    decided: Mutex<Decided>,
+}
+
+impl PollTracker {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Entry>) -> T) -> T {
+        f(&mut self.entries.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// A grant was just started here; the authorization response counts as its first "poll".
+    pub fn started(&self, grant: &device_grant::Model) {
+        self.with(|m| {
+            m.insert(
+                grant.device_code_hash.clone(),
+                Entry {
+                    pending: Some(Pending::of(grant)),
+                    last: Instant::now(),
+                    interval: grant.interval,
+                    polls: 0,
+                },
+            );
+        });
+    }
+
+    /// Records a poll of a grant known to be pending by the client `client_id` of workspace
+    /// `workspace_id`, and says whether it came too fast. [`Known::Unknown`] when this instance
+    /// does not know the grant to be pending: read it, then [`Self::polled`].
+    pub fn poll_pending(&self, hash: &str, workspace_id: Uuid, client_id: Uuid) -> Known {
+        self.with(|m| {
+            let Some((entry, pending)) = m.get_mut(hash).and_then(|e| e.pending.map(|p| (e, p)))
+            else {
+                return Known::Unknown;
+            };
+            if pending.workspace_id != workspace_id || pending.client_id != client_id {
+                return Known::Foreign;
+            }
+            let rate = entry.poll(pending.interval);
+            Known::Pending(pending, rate)
+        })
+    }
+
+    /// The current epoch, to be taken before reading a grant from the database.
+    #[must_use]
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Records a poll of a grant read from the database at `epoch`, and says whether it came
+    /// too fast. A pending grant's snapshot is kept for the next polls unless a decision was
+    /// forgotten since `epoch`. A grant started on another instance is measured from its
+    /// creation second, rounded in the device's favour.
+    pub fn polled(&self, grant: &device_grant::Model, pending: bool, epoch: u64) -> Rate {
+        self.with(|m| {
+            let entry = m.entry(grant.device_code_hash.clone()).or_insert_with(|| {
+                let age = u64::try_from(crate::now() - grant.created_at).unwrap_or(0);
+                let now = Instant::now();
+                Entry {
+                    pending: None,
+                    last: now.checked_sub(Duration::from_secs(age)).unwrap_or(now),
+                    interval: grant.interval,
+                    polls: 0,
+                }
+            });
+            let rate = entry.poll(grant.interval);
+            // Read under the map's lock, which every forget takes after bumping the epoch.
+            if pending && self.epoch.load(Ordering::Acquire) == epoch {
+                entry.pending = Some(Pending {
+                    interval: entry.interval,
+                    ..Pending::of(grant)
+                });
+            }
+            rate
+        })
+    }
+
+    /// A `slow_down` made the grant's interval `interval`.
+    pub fn slowed(&self, hash: &str, interval: i64) {
+        self.with(|m| {
+            if let Some(e) = m.get_mut(hash) {
+                e.interval = interval;
+                if let Some(p) = e.pending.as_mut() {
+                    p.interval = interval;
+                    p.slow_downs += 1;
+                }
+            }
+        });
+    }
+
+    /// Polls of the grant seen by this instance.
+    #[must_use]
+    pub fn polls(&self, hash: &str) -> i64 {
+        self.with(|m| m.get(hash).map_or(0, |e| e.polls))
+    }
+
+    /// The grant may no longer be pending: its next poll reads the database.
+    pub fn forget(&self, hash: &str) {
+        self.forget_all(std::iter::once(hash));
+    }
+
+    fn forget_all<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.with(|m| {
+            for hash in hashes {
+                if let Some(e) = m.get_mut(hash) {
+                    e.pending = None;
+                }
+            }
+        });
+    }
+
+    /// The grant has ended (redeemed, denied or expired): nothing more to remember.
+    pub fn finished(&self, hash: &str) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.with(|m| {
+            m.remove(hash);
+        });
+    }
+
+    /// Forgets grants past their expiry or not polled for `max_age`, so abandoned requests do
+    /// not accumulate.
+    pub fn purge(&self, max_age: Duration) {
+        let now = Instant::now();
+        let unix = crate::now();
+        self.with(|m| {
+            m.retain(|_, e| {
+                now.duration_since(e.last) < max_age
+                    && e.pending.is_none_or(|p| p.expires_at > unix)
+            });
+        });
+    }
+
+    /// Forgets the grants among `decided` (device-code hash, decision time) not forgotten
+    /// before; returns how many were new.
+    fn forget_decided(&self, decided: Vec<(String, i64)>, since: i64) -> usize {
+        let mut state = self.decided.lock().unwrap_or_else(PoisonError::into_inner);
+        state.seen.retain(|_, at| *at >= since);
+        let new: Vec<String> = decided
+            .into_iter()
+            .filter_map(|(hash, at)| {
+                state
+                    .seen
+                    .insert(hash.clone(), at)
+                    .is_none()
+                    .then_some(hash)
+            })
+            .collect();
+        if !new.is_empty() {
+            self.forget_all(new.iter().map(String::as_str));
+        }
+        new.len()
+    }
+}
+
+/// Finds the grants decided (approved, denied or revoked) during the last [`SYNC_WINDOW`], by
+/// any instance, and forgets the snapshots this one holds of them. Returns how many decisions
+/// were new to this instance.
+///
+/// # Errors
+/// On a database failure.
+pub async fn sync_decisions(
+    db: &impl ConnectionTrait,
+    tracker: &PollTracker,
+) -> Result<usize, Error> {
+    let since = crate::now() - SYNC_WINDOW;
+    let decided: Vec<(String, Option<i64>)> = device_grant::Entity::find()
+        .select_only()
+        .column(device_grant::Column::DeviceCodeHash)
+        .column(device_grant::Column::DecidedAt)
+        .filter(device_grant::Column::DecidedAt.gte(since))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(tracker.forget_decided(
+        decided
+            .into_iter()
+            .map(|(hash, at)| (hash, at.unwrap_or(since)))
+            .collect(),
+        since,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(hash: &str, interval: i64) -> device_grant::Model {
+        let now = crate::now();
+        device_grant::Model {
+            id: Uuid::now_v7(),
+            workspace_id: Uuid::now_v7(),
+            client_id: Uuid::now_v7(),
+            device_code_hash: hash.into(),
+            user_code_hash: None,
+            scopes: String::new(),
+            status: "pending".into(),
+            interval,
+            created_at: now,
+            expires_at: now + 600,
+            user_id: None,
+            auth_time: None,
+            decided_at: None,
+            consumed_at: None,
+            created_ip: None,
+            user_agent: None,
+            approved_ip: None,
+            poll_count: 0,
+            slow_downs: 0,
+        }
+    }
+
+    /// A poll by the grant's own client.
+    fn poll(tracker: &PollTracker, g: &device_grant::Model) -> Option<(Pending, Rate)> {
+        match tracker.poll_pending(&g.device_code_hash, g.workspace_id, g.client_id) {
+            Known::Pending(p, rate) => Some((p, rate)),
+            Known::Foreign => panic!("the grant's own client is not foreign"),
+            Known::Unknown => None,
+        }
+    }
+
+    #[test]
+    fn a_started_grant_is_answered_from_memory_until_forgotten() {
+        let tracker = PollTracker::default();
+        let g = grant("h1", 0);
+        tracker.started(&g);
+        let (pending, rate) = poll(&tracker, &g).expect("known pending");
+        assert_eq!((pending.grant, rate), (g.id, Rate::Ok));
+        tracker.forget("h1");
+        assert!(poll(&tracker, &g).is_none());
+        assert_eq!(tracker.polls("h1"), 1, "the poll count survives a forget");
+    }
+
+    #[test]
+    fn another_clients_poll_is_foreign_and_not_counted() {
+        let tracker = PollTracker::default();
+        let g = grant("h0", 0);
+        tracker.started(&g);
+        let other = Uuid::now_v7();
+        assert_eq!(
+            tracker.poll_pending("h0", g.workspace_id, other),
+            Known::Foreign
+        );
+        assert_eq!(
+            tracker.poll_pending("h0", other, g.client_id),
+            Known::Foreign
+        );
+        assert_eq!(tracker.polls("h0"), 0);
+    }
+
+    #[test]
+    fn a_read_that_raced_a_decision_installs_no_snapshot() {
+        let tracker = PollTracker::default();
+        let g = grant("h2", 0);
+        let before = tracker.epoch();
+        tracker.forget("h2"); // a decision lands while the poll reads the database
+        tracker.polled(&g, true, before);
+        assert!(poll(&tracker, &g).is_none());
+        // The next read, after the decision, installs it again if it is still pending.
+        let now = tracker.epoch();
+        tracker.polled(&g, true, now);
+        assert!(poll(&tracker, &g).is_some());
+    }
+
+    #[test]
+    fn polls_sooner_than_the_interval_are_too_fast_and_slow_down_sticks() {
+        let tracker = PollTracker::default();
+        let g = grant("h3", 5);
+        tracker.started(&g);
+        assert_eq!(poll(&tracker, &g).map(|p| p.1), Some(Rate::TooFast));
+        tracker.slowed("h3", 10);
+        let (pending, _) = poll(&tracker, &g).expect("still pending");
+        assert_eq!((pending.interval, pending.slow_downs), (10, 1));
+    }
+
+    #[test]
+    fn decisions_are_forgotten_once_and_pruned_after_the_window() {
+        let tracker = PollTracker::default();
+        let g = grant("h4", 0);
+        tracker.started(&g);
+        let now = crate::now();
+        assert_eq!(
+            tracker.forget_decided(vec![("h4".into(), now)], now - 60),
+            1
+        );
+        assert!(poll(&tracker, &g).is_none());
+        let epoch = tracker.epoch();
+        assert_eq!(
+            tracker.forget_decided(vec![("h4".into(), now)], now - 60),
+            0
+        );
+        assert_eq!(
+            tracker.epoch(),
+            epoch,
+            "a decision already seen bumps nothing"
+        );
+        tracker.forget_decided(Vec::new(), now + 1);
+        assert!(tracker.decided.lock().unwrap().seen.is_empty());
+    }
+
+    #[test]
+    fn purge_drops_expired_and_idle_grants() {
+        let tracker = PollTracker::default();
+        let mut expired = grant("h5", 0);
+        expired.expires_at = crate::now() - 1;
+        tracker.started(&expired);
+        let live = grant("h6", 0);
+        tracker.started(&live);
+        tracker.purge(Duration::from_secs(60));
+        assert!(poll(&tracker, &expired).is_none());
+        assert!(poll(&tracker, &live).is_some());
+        tracker.purge(Duration::ZERO);
+        assert_eq!(tracker.polls("h6"), 0);
+        assert!(poll(&tracker, &live).is_none());
+    }
+}
