@@ -12,23 +12,23 @@
 #  2. Starts target/release/vestibule on a fresh temporary data dir (SQLite), after
 #     provisioning with its CLI a workspace `bench` with a polling interval of 1 s and a public
 #     device client.
-#  3. Starts CODES device authorizations (default 20000, `curl --parallel`). Vestibule answers
-#     `slow_down` (and writes the grant's new interval to the database) to a poll that comes
-#     less than the interval after the previous one, and wrk polls as fast as it can, so one
-#     code would measure the slow_down path. Instead bench/poll.lua spreads the polls round
-#     robin over the pool: each code is polled once every CODES / rate seconds, which stays
-#     above the 1 s interval while Vestibule answers fewer than CODES polls a second. 20000
-#     covers the target (half of a floor near 29k req/s is about 14.5k polls/s) and takes about
-#     20-30 s to start on this 2-core machine (about 800 a second, builds running alongside);
-#     at today's 3-5k polls/s each code is polled every 4-6 s. The answers are counted by kind
-#     (pending / slow_down / other) and printed: if slow_down shows up, raise CODES.
+#  3. Starts CODES device authorizations (default 150000, `curl --parallel`). Vestibule answers
+#     `slow_down` to a poll that comes less than the interval after the previous one, and wrk
+#     polls as fast as it can, so one code would measure the slow_down path. Instead
+#     bench/poll.lua spreads the polls round robin over the pool: each code is polled once every
+#     CODES / rate seconds, which stays above the 1 s interval while Vestibule answers fewer
+#     than CODES polls a second. 150000 covers twice the rates measured on the 2-core
+#     development machine (60-70k polls/s) and takes about two minutes to start there (about
+#     1300 a second). The answers are counted by kind (pending / slow_down / other) and
+#     printed: if slow_down is more than a few %, raise CODES.
 #  4. Checks that pending polls write nothing: CHECK_CODES (300) other fresh codes, each polled
 #     once more than 1 s after its creation, must leave {data_dir}/vestibule.db-wal and
 #     vestibule.db byte for byte unchanged.
 #  5. Measures with wrk (THREADS threads, CONNECTIONS connections, DURATION): Vestibule's
 #     `POST /w/bench/token`, then the floor, target/release/examples/poll_floor
 #     (server/examples/poll_floor.rs: actix-web alone, the same form parsing and the same 400
-#     JSON answer, no database, no middleware), with the same requests.
+#     JSON answer, no database, no middleware, the same global allocator), with the same
+#     requests.
 #  6. Prints req/s and p99 of both and their ratio. Target: Vestibule at >= 50 % of the floor's
 #     req/s with p99 < 10 ms. The figures never fail the script; only something that cannot
 #     run does. SLOW_DOWN_RUN=1 adds a run hammering one code (every poll a slow_down).
@@ -45,7 +45,7 @@ ROOT=$PWD
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
-CODES=${CODES:-20000}
+CODES=${CODES:-150000}
 CHECK_CODES=${CHECK_CODES:-300}
 SLOW_DOWN_RUN=${SLOW_DOWN_RUN:-0}
 

@@ -68,6 +68,10 @@ fn when(t: Option<i64>) -> String {
 impl DeviceView {
     fn of(core: &Core, d: &DeviceAuthorization, now: i64) -> Self {
         let device = &d.device;
+        let seen = core
+            .polls
+            .stats(&device.device_code_hash)
+            .unwrap_or_default();
         Self {
             id: device.id,
             client_id: d
@@ -92,12 +96,10 @@ impl DeviceView {
             decided: when(device.decided_at),
             redeemed: when(device.consumed_at),
             revoked: when(d.grant.as_ref().and_then(|g| g.revoked_at)),
-            // Until redemption the count lives in this instance's memory only.
-            polls: device
-                .poll_count
-                .max(core.polls.polls(&device.device_code_hash)),
-            slow_downs: device.slow_downs,
-            interval: device.interval,
+            // Until redemption these live in this instance's memory only.
+            polls: device.poll_count.max(seen.polls),
+            slow_downs: device.slow_downs.max(seen.slow_downs),
+            interval: device.interval.max(seen.interval),
             created_ip: device.created_ip.clone().unwrap_or_default(),
             user_agent: device.user_agent.clone().unwrap_or_default(),
             approved_ip: device.approved_ip.clone().unwrap_or_default(),

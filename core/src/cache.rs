@@ -33,7 +33,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 
     #[must_use]
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(key)
             .filter(|(at, _)| at.elapsed() < self.ttl)
@@ -91,7 +95,7 @@ impl Records {
         db: &impl ConnectionTrait,
         slug: &str,
     ) -> Result<Option<Arc<workspace::Model>>, Error> {
-        if let Some(hit) = self.workspaces.get(&slug.to_owned()) {
+        if let Some(hit) = self.workspaces.get(slug) {
             return Ok(hit);
         }
         let found = workspaces::find(db, slug).await?.map(Arc::new);
@@ -108,7 +112,7 @@ impl Records {
         db: &impl ConnectionTrait,
         client_id: &str,
     ) -> Result<Option<Arc<client::Model>>, Error> {
-        if let Some(hit) = self.clients.get(&client_id.to_owned()) {
+        if let Some(hit) = self.clients.get(client_id) {
             return Ok(hit);
         }
         let found = clients::find(db, client_id).await?.map(Arc::new);

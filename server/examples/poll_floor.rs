@@ -43,6 +43,10 @@ async fn token(req: HttpRequest, body: web::Bytes) -> HttpResponse {
     oauth_error("authorization_pending", "the user has not decided yet")
 }
 
+/// The same allocator as the `vestibule` binary, so that the floor stays a floor.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `poll_floor [ADDR]` (default `127.0.0.1:8181`); one worker per core, actix-web's default,
 /// as in Vestibule.
 #[actix_web::main]

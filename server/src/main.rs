@@ -3,6 +3,11 @@
 use clap::Parser as _;
 use vestibule_server::cli::{Cli, run};
 
+/// mimalloc: a request allocates many small short-lived buffers, which glibc's allocator
+/// serves markedly slower under load (measured with `bench/poll.sh`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();

@@ -29,17 +29,17 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        // Field values are only computed when the span is enabled (`log.level` info or finer).
         tracing::info_span!(
             "request",
             method = %request.method(),
             route = request.match_pattern().as_deref().unwrap_or("UNMATCHED"),
             path = %request.path(),
-            request_id = %request_id,
+            request_id = request
+                .extensions()
+                .get::<RequestId>()
+                .copied()
+                .map(tracing::field::display),
             status = tracing::field::Empty,
         )
     }

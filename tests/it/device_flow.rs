@@ -19,9 +19,10 @@ use openidconnect::core::{
 use openidconnect::{
     AdditionalProviderMetadata, ClientId, IssuerUrl, Nonce, ProviderMetadata, Scope,
 };
-use sea_orm::EntityTrait as _;
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use vestibule_core::crypto::SecretKind;
 use vestibule_core::entities;
 use vestibule_core::services::audit::Actor;
 use vestibule_core::services::device_authorizations;
@@ -563,12 +564,6 @@ async fn token_endpoint_answers_every_state() {
     // Too soon after the authorization response: slow_down, and the interval grows by 5 s.
     let (status, body) = poll(&app, "states", &cid, code).await;
     assert_eq!((status, error_of(&body)), (400, "slow_down"));
-    let grants = entities::device_grant::Entity::find()
-        .all(&app.core.db)
-        .await
-        .unwrap();
-    assert_eq!(grants[0].interval, 6);
-    assert_eq!(grants[0].slow_downs, 1);
     let audited = entities::audit_event::Entity::find()
         .all(&app.core.db)
         .await
@@ -584,6 +579,28 @@ async fn token_endpoint_answers_every_state() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, body) = poll(&app, "states", &cid, second_code).await;
     assert_eq!((status, error_of(&body)), (400, "authorization_pending"));
+    // 1.1 s is past the first code's original interval, not its grown one.
+    let (status, body) = poll(&app, "states", &cid, code).await;
+    assert_eq!((status, error_of(&body)), (400, "slow_down"));
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("wait at least 11 seconds"),
+        "{body}"
+    );
+    // Too-fast polls write nothing: the row keeps its original interval until redemption.
+    let hash = app.core.keyring.hash_secret(SecretKind::DeviceCode, code);
+    let first = entities::device_grant::Entity::find()
+        .filter(entities::device_grant::Column::DeviceCodeHash.eq(hash))
+        .one(&app.core.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.interval, first.slow_downs, first.poll_count),
+        (1, 0, 0)
+    );
     // Another client of the same workspace cannot use it.
     let (status, body) = poll(&app, "states", &other_cid, second_code).await;
     assert_eq!((status, error_of(&body)), (400, "invalid_grant"));
@@ -599,9 +616,12 @@ async fn token_endpoint_answers_every_state() {
     let (status, body) = poll(&app, "states", &cid, second_code).await;
     assert_eq!((status, error_of(&body)), (400, "access_denied"));
 
-    // Approved: tokens once, then invalid_grant.
+    // Approved: tokens once, then invalid_grant. A slow_down before the approval does not delay
+    // the redemption, and the poll counts are written with it.
     let third = authorize(&app, "states", &cid, Some("openid profile")).await;
     let third_code = third["device_code"].as_str().unwrap();
+    let (_, body) = poll(&app, "states", &cid, third_code).await;
+    assert_eq!(error_of(&body), "slow_down");
     app.decide(
         third["user_code"].as_str().unwrap(),
         &carol,
@@ -617,6 +637,17 @@ async fn token_endpoint_answers_every_state() {
     assert!(tokens.get("refresh_token").is_none());
     let (status, body) = poll(&app, "states", &cid, third_code).await;
     assert_eq!((status, error_of(&body)), (400, "invalid_grant"));
+    let redeemed = entities::device_grant::Entity::find()
+        .all(&app.core.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.status == "consumed")
+        .unwrap();
+    assert_eq!(
+        (redeemed.poll_count, redeemed.slow_downs, redeemed.interval),
+        (2, 1, 6)
+    );
 
     // Request errors.
     let (status, body, headers) = post(

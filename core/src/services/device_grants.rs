@@ -2,7 +2,7 @@
 //! the user's decision, and the device's polls. Every state change is one conditional update,
 //! so a device code yields tokens exactly once however many polls race.
 
-use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _,
     QueryFilter as _, Set, TransactionTrait as _,
@@ -442,7 +442,6 @@ pub async fn poll(
                 client_id: grant.client_id,
                 expires_at: grant.expires_at,
                 interval: grant.interval,
-                slow_downs: grant.slow_downs,
             };
             answer_pending(core, workspace, client, &hash, &known, rate, now).await
         }
@@ -462,8 +461,7 @@ fn expired() -> OAuthError {
 }
 
 /// The answer to a poll of a pending grant: `expired_token`, `slow_down` (which lengthens the
-/// grant's interval, in the database too so that every instance applies it) or
-/// `authorization_pending`.
+/// grant's interval on this instance) or `authorization_pending`.
 async fn answer_pending(
     core: &Core,
     workspace: &workspace::Model,
@@ -483,20 +481,16 @@ async fn answer_pending(
             "the user has not decided yet",
         ));
     }
-    let interval = known.interval + SLOW_DOWN_STEP;
-    device_grant::Entity::update_many()
-        .col_expr(device_grant::Column::Interval, Expr::value(interval))
-        .col_expr(
-            device_grant::Column::SlowDowns,
-            Expr::col(device_grant::Column::SlowDowns).add(1),
-        )
-        .filter(device_grant::Column::Id.eq(known.grant))
-        .exec(&core.db)
-        .await?;
-    core.polls.slowed(hash, interval);
+    // Memory only: a device hammering the endpoint costs no database write (the count and
+    // the grown interval are written at redemption).
+    let (interval, count) = core
+        .polls
+        .slow_down(hash, SLOW_DOWN_STEP)
+        .map_or((known.interval + SLOW_DOWN_STEP, 0), |s| {
+            (s.interval, s.slow_downs)
+        });
     // A burst of too-fast polls is worth an audit line, not one per poll: the 1st, 10th,
     // 100th… slow_down of a grant (as this instance counts them) are recorded.
-    let count = known.slow_downs + 1;
     if is_power_of_ten(count) {
         audit::record(
             &core.db,
@@ -524,7 +518,10 @@ async fn redeem(
     grant: &device_grant::Model,
     now: i64,
 ) -> Result<Issued, OAuthError> {
-    let polls = core.polls.polls(&grant.device_code_hash);
+    let seen = core
+        .polls
+        .stats(&grant.device_code_hash)
+        .unwrap_or_default();
     // Everything that needs its own connection comes before the transaction takes one.
     let settings = Settings::from_model(workspace)?;
     let key = core
@@ -539,7 +536,15 @@ async fn redeem(
             Expr::value(Status::Consumed.as_str()),
         )
         .col_expr(device_grant::Column::ConsumedAt, Expr::value(now))
-        .col_expr(device_grant::Column::PollCount, Expr::value(polls))
+        .col_expr(device_grant::Column::PollCount, Expr::value(seen.polls))
+        .col_expr(
+            device_grant::Column::SlowDowns,
+            Expr::value(seen.slow_downs.max(grant.slow_downs)),
+        )
+        .col_expr(
+            device_grant::Column::Interval,
+            Expr::value(seen.interval.max(grant.interval)),
+        )
         .filter(device_grant::Column::Id.eq(grant.id))
         .filter(device_grant::Column::Status.eq(Status::Approved.as_str()))
         .filter(device_grant::Column::ExpiresAt.gt(now))
@@ -584,7 +589,7 @@ async fn redeem(
             workspace_id: Some(workspace.id),
             action: "device.redeemed",
             target: Some(grant.id.to_string()),
-            detail: serde_json::json!({ "polls": polls, "slow_downs": grant.slow_downs, "refresh_token": issued.refresh_token.is_some() }),
+            detail: serde_json::json!({ "polls": seen.polls, "slow_downs": seen.slow_downs.max(grant.slow_downs), "refresh_token": issued.refresh_token.is_some() }),
             ip: None,
         },
     )
