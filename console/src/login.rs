@@ -1,14 +1,15 @@
 //! `GET/POST /console/login` and `POST /console/logout`.
 //!
-//! Failed sign-ins are throttled per account and per client address (see
-//! [`vestibule_core::throttle`] for the per-instance bound); unknown emails cost the same time
-//! as known ones, and disabled admins fail like wrong passwords.
+//! Failed sign-ins are throttled per account and per client address, with counts every
+//! instance shares ([`vestibule_core::throttle::Limit`]); unknown emails cost the same time as
+//! known ones, and disabled admins fail like wrong passwords.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use vestibule_core::Core;
 use vestibule_core::services::admins;
+use vestibule_core::throttle::Limit;
 
 use crate::auth::{Chrome, SignedIn};
 use crate::error::ConsoleError;
@@ -48,26 +49,20 @@ pub async fn submit(
             Some("Enter your email address and your password."),
         );
     }
-    let limiter = &core.sign_in_failures;
+    let limit = &core.sign_in_limit;
     let account_key = format!("console:account:{}", email.to_lowercase());
     let address = client_address(&req, &core);
     let address_key = format!(
         "console:address:{}",
         address.as_deref().unwrap_or("unknown")
     );
-    if let Some(retry_after) = limiter
-        .blocked_for(&account_key)
-        .or_else(|| limiter.blocked_for(&address_key))
-    {
+    let keys = [account_key.as_str(), address_key.as_str()];
+    if let Some(retry_after) = limit.blocked_for_any(&core.db, &keys).await? {
         tracing::warn!(address = ?address, "/console: sign-in throttled");
         return Err(ConsoleError::Throttled { retry_after });
     }
     let Some(admin) = admins::authenticate(&core.db, email, password).await? else {
-        limiter.fail(&account_key);
-        limiter.fail(&address_key);
-        if limiter.blocked_for(&account_key).is_some()
-            || limiter.blocked_for(&address_key).is_some()
-        {
+        if limit.fail_all(&core.db, &keys).await? {
             admins::sign_in_throttled(&core.db, email, address).await?;
         }
         return form(
@@ -77,7 +72,7 @@ pub async fn submit(
             Some("That email address and password do not match. Check them and try again."),
         );
     };
-    limiter.clear(&account_key);
+    Limit::clear(&core.db, &account_key).await?;
     session.sign_in(admin.id, vestibule_core::now())?;
     admins::signed_in(&core.db, &admin, address).await?;
     Ok(html::see_other(crate::WORKSPACES_PATH))

@@ -38,16 +38,16 @@ pub struct Core {
     pub keys: Arc<services::keys::KeyCache>,
     /// Workspaces and clients, briefly cached for the protocol endpoints.
     pub records: Arc<cache::Records>,
-    /// Failed sign-ins (console and `/activate`, keys named per surface) per account and per
-    /// client address (per instance).
-    pub sign_in_failures: Arc<throttle::FailureLimiter>,
+    /// The budget of failed sign-ins (console and `/activate`, keys named per surface) per
+    /// account and per client address, shared by every instance.
+    pub sign_in_limit: throttle::Limit,
     /// Wrong user codes at `/activate` per client address, and their instance-wide surges.
     pub user_code_guard: Arc<throttle::UserCodeGuard>,
 }
 
 /// Sign-in failures (console or `/activate`) allowed per account and per address in
 /// [`SIGN_IN_WINDOW`].
-pub const SIGN_IN_MAX_FAILURES: usize = 5;
+pub const SIGN_IN_MAX_FAILURES: u32 = 5;
 /// The sliding window of [`SIGN_IN_MAX_FAILURES`].
 pub const SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -67,7 +67,7 @@ impl Core {
         db::migrate(&db).await?;
         let report = services::bootstrap::ensure(&db, &keyring, &settings.bootstrap).await?;
         let user_code_guard = Arc::new(throttle::UserCodeGuard::new(
-            usize::try_from(settings.security.user_code_max_failures).unwrap_or(usize::MAX),
+            settings.security.user_code_max_failures,
             std::time::Duration::from_secs(settings.security.user_code_failure_window),
         ));
         Ok((
@@ -78,10 +78,7 @@ impl Core {
                 polls: Arc::default(),
                 keys: Arc::default(),
                 records: Arc::default(),
-                sign_in_failures: Arc::new(throttle::FailureLimiter::new(
-                    SIGN_IN_MAX_FAILURES,
-                    SIGN_IN_WINDOW,
-                )),
+                sign_in_limit: throttle::Limit::new(SIGN_IN_MAX_FAILURES, SIGN_IN_WINDOW),
                 user_code_guard,
             },
             report,

@@ -1,109 +1,170 @@
-//! In-memory failure limiters: after `max` failures of one key within `window`, the key is
-//! refused until the oldest of them leaves the window ([`FailureLimiter`], for sign-ins); and
-//! the guard of `/activate` against guessed user codes ([`UserCodeGuard`]).
+//! Failure budgets.
 //!
-//! The counts live in this process only. With N instances behind a load balancer an attacker
-//! gets at most N × `max` attempts per key and window; that bound is what the instance-local
-//! design trades for a sign-in path that writes nothing to the database.
+//! [`Limit`]: at most `max` failures per key in a fixed window, counted in the `throttle` table
+//! so that every instance behind a load balancer shares them (sign-ins per account and per
+//! address, wrong user codes per address). A key over its budget is refused until its window
+//! ends; the window starts at the first failure after the previous one ended.
+//!
+//! [`UserCodeGuard`]: the guard of `/activate` against guessed user codes (RFC 8628 §5.1), a
+//! per-address [`Limit`] plus a watch over all wrong codes this instance sees, which raises an
+//! alarm and tightens every address's budget during a surge.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Above this many keys, keys without a failure in the window are dropped.
-const PRUNE_ABOVE: usize = 10_000;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, Set};
 
-/// Failure counts per key in a sliding window.
-#[derive(Debug)]
-pub struct FailureLimiter {
-    max: usize,
-    window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+use crate::entities::throttle;
+use crate::error::Error;
+
+/// Rows whose window began longer ago than this are deleted by [`purge`] (no configurable
+/// window is longer).
+pub const MAX_WINDOW: i64 = 86_400;
+
+/// A budget of failures per key and window, shared by every instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    max: u32,
+    window: i64,
 }
 
-impl FailureLimiter {
+impl Limit {
+    /// `max` (at least 1) failures per `window` (whole seconds, at least 1).
     #[must_use]
-    pub fn new(max: usize, window: Duration) -> Self {
+    pub fn new(max: u32, window: Duration) -> Self {
         Self {
             max: max.max(1),
-            window,
-            failures: Mutex::new(HashMap::new()),
+            window: i64::try_from(window.as_secs())
+                .unwrap_or(MAX_WINDOW)
+                .clamp(1, MAX_WINDOW),
         }
     }
 
-    /// `Some(wait)` when `key` has used up its failures; `wait` is how long until it may try
-    /// again (at least one second, for a `Retry-After` header).
-    #[must_use]
-    pub fn blocked_for(&self, key: &str) -> Option<Duration> {
-        self.blocked_at(key, Instant::now())
+    /// `Some(wait)` when `key` has used up its failures; `wait` is how long until its window
+    /// ends (at least one second, for a `Retry-After` header).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn blocked_for(
+        &self,
+        db: &impl ConnectionTrait,
+        key: &str,
+    ) -> Result<Option<Duration>, Error> {
+        self.blocked_with_max(db, key, self.max).await
     }
 
-    fn blocked_at(&self, key: &str, now: Instant) -> Option<Duration> {
-        self.blocked_with_max(key, self.max, now)
-    }
-
-    /// Like [`Self::blocked_for`] with a budget of `max` (at most the limiter's own) failures.
-    fn blocked_with_max(&self, key: &str, max: usize, now: Instant) -> Option<Duration> {
-        let max = max.clamp(1, self.max);
-        let mut map = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let times = map.get_mut(key)?;
-        self.expire(times, now);
-        if times.len() < max {
-            return None;
+    /// The longest wait of the `keys` that used up their failures (a sign-in is refused while
+    /// its account or its address is).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn blocked_for_any(
+        &self,
+        db: &impl ConnectionTrait,
+        keys: &[&str],
+    ) -> Result<Option<Duration>, Error> {
+        let mut longest = None;
+        for key in keys {
+            longest = longest.max(self.blocked_for(db, key).await?);
         }
-        // Under the budget again once all but `max - 1` of them have left the window.
-        let deciding = *times.get(times.len() - max)?;
-        let wait = self.window.saturating_sub(now.duration_since(deciding));
-        Some(wait.max(Duration::from_secs(1)))
+        Ok(longest)
     }
 
-    /// Counts one failure of `key`.
-    pub fn fail(&self, key: &str) {
-        self.fail_at(key, Instant::now());
+    /// Counts a failure of each of `keys`; `true` when one of them is now out of budget (the
+    /// moment to audit, once).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn fail_all(&self, db: &impl ConnectionTrait, keys: &[&str]) -> Result<bool, Error> {
+        for key in keys {
+            self.fail(db, key).await?;
+        }
+        Ok(self.blocked_for_any(db, keys).await?.is_some())
     }
 
-    fn fail_at(&self, key: &str, now: Instant) {
-        let mut map = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= PRUNE_ABOVE && !map.contains_key(key) {
-            let window = self.window;
-            map.retain(|_, t| {
-                t.back()
-                    .is_some_and(|last| now.duration_since(*last) < window)
-            });
-        }
-        let times = map.entry(key.to_owned()).or_default();
-        self.expire(times, now);
-        times.push_back(now);
-        // Only the newest `max` matter for the decision.
-        while times.len() > self.max {
-            times.pop_front();
-        }
+    /// Like [`Self::blocked_for`] with a budget of `max` (at most the limit's own).
+    async fn blocked_with_max(
+        &self,
+        db: &impl ConnectionTrait,
+        key: &str,
+        max: u32,
+    ) -> Result<Option<Duration>, Error> {
+        let row = throttle::Entity::find_by_id(key.to_owned()).one(db).await?;
+        Ok(row.and_then(|r| self.wait(&r, max.clamp(1, self.max), crate::now())))
+    }
+
+    fn wait(&self, row: &throttle::Model, max: u32, now: i64) -> Option<Duration> {
+        let ends = row.window_start + self.window;
+        (row.failures >= i64::from(max) && ends > now)
+            .then(|| Duration::from_secs(u64::try_from(ends - now).unwrap_or(1).max(1)))
+    }
+
+    /// Counts one failure of `key`: one statement, so concurrent failures on several
+    /// instances all count.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn fail(&self, db: &impl ConnectionTrait, key: &str) -> Result<(), Error> {
+        // In scope here only: its `max`/`add` would shadow the integer ones elsewhere.
+        use sea_orm::sea_query::ExprTrait as _;
+        let now = crate::now();
+        let current = |c: throttle::Column| Expr::col((throttle::Entity, c));
+        let ended = current(throttle::Column::WindowStart).lte(now - self.window);
+        throttle::Entity::insert(throttle::ActiveModel {
+            key: Set(key.to_owned()),
+            window_start: Set(now),
+            failures: Set(1),
+        })
+        .on_conflict(
+            OnConflict::column(throttle::Column::Key)
+                .value(
+                    throttle::Column::Failures,
+                    Expr::case(ended.clone(), 1)
+                        .finally(current(throttle::Column::Failures).add(1)),
+                )
+                .value(
+                    throttle::Column::WindowStart,
+                    Expr::case(ended, now).finally(current(throttle::Column::WindowStart)),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+        Ok(())
     }
 
     /// Forgets the failures of `key` (after a success).
-    pub fn clear(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn clear(db: &impl ConnectionTrait, key: &str) -> Result<(), Error> {
+        throttle::Entity::delete_by_id(key.to_owned())
+            .exec(db)
+            .await?;
+        Ok(())
     }
+}
 
-    fn expire(&self, times: &mut VecDeque<Instant>, now: Instant) {
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            times.pop_front();
-        }
-    }
+/// Deletes counters whose window began more than [`MAX_WINDOW`] ago.
+///
+/// # Errors
+/// On a database failure.
+pub async fn purge(db: &impl ConnectionTrait) -> Result<u64, Error> {
+    let done = throttle::Entity::delete_many()
+        .filter(throttle::Column::WindowStart.lt(crate::now() - MAX_WINDOW))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected)
 }
 
 /// How many times the per-address budget of wrong user codes, failed across the instance within
 /// the window, makes a surge.
 pub const SURGE_FACTOR: usize = 10;
 /// The per-address budget during a surge: a third of the configured one, never below this.
-pub const SURGE_MIN_BUDGET: usize = 3;
+pub const SURGE_MIN_BUDGET: u32 = 3;
 
 /// Whether a wrong user code started a surge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,22 +177,22 @@ pub enum Surge {
 
 #[derive(Debug, Default)]
 struct Recent {
-    /// The newest failures across the instance, at most the surge threshold.
+    /// The newest failures this instance saw, at most the surge threshold.
     times: VecDeque<Instant>,
     surging: bool,
 }
 
-/// Wrong user codes at `/activate` (RFC 8628 §5.1): each client address has a budget of
-/// failures per window; and the instance watches all failures together. When they reach
-/// [`SURGE_FACTOR`] × the budget within the window (a distributed guess at the code space), it
-/// reports a surge once and tightens every address's budget until the count falls back under
-/// half the threshold. An address that has not failed can always enter a code: nobody is
-/// locked out by others.
+/// Wrong user codes at `/activate`: each client address has a budget of failures per window,
+/// shared by every instance; and each instance watches all the failures it sees. When they
+/// reach [`SURGE_FACTOR`] × the budget within the window (a distributed guess at the code
+/// space), it reports a surge once and tightens every address's budget until the count falls
+/// back under half the threshold. An address that has not failed can always enter a code:
+/// nobody is locked out by others.
 #[derive(Debug)]
 pub struct UserCodeGuard {
-    per_address: FailureLimiter,
-    budget: usize,
-    tightened: usize,
+    per_address: Limit,
+    budget: u32,
+    tightened: u32,
     threshold: usize,
     window: Duration,
     recent: Mutex<Recent>,
@@ -141,13 +202,15 @@ pub struct UserCodeGuard {
 
 impl UserCodeGuard {
     #[must_use]
-    pub fn new(budget: usize, window: Duration) -> Self {
+    pub fn new(budget: u32, window: Duration) -> Self {
         let budget = budget.max(1);
         Self {
-            per_address: FailureLimiter::new(budget, window),
+            per_address: Limit::new(budget, window),
             budget,
             tightened: (budget / 3).max(SURGE_MIN_BUDGET).min(budget),
-            threshold: budget.saturating_mul(SURGE_FACTOR),
+            threshold: usize::try_from(budget)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(SURGE_FACTOR),
             window,
             recent: Mutex::default(),
             failures_total: AtomicU64::new(0),
@@ -155,22 +218,40 @@ impl UserCodeGuard {
         }
     }
 
+    fn key(address: &str) -> String {
+        format!("user_code:address:{address}")
+    }
+
     /// `Some(wait)` when `address` has used up its budget (the tightened one during a surge).
-    #[must_use]
-    pub fn blocked_for(&self, address: &str) -> Option<Duration> {
-        let now = Instant::now();
-        let budget = if self.surging_at(now) {
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn blocked_for(
+        &self,
+        db: &impl ConnectionTrait,
+        address: &str,
+    ) -> Result<Option<Duration>, Error> {
+        let budget = if self.surging() {
             self.tightened
         } else {
             self.budget
         };
-        self.per_address.blocked_with_max(address, budget, now)
+        self.per_address
+            .blocked_with_max(db, &Self::key(address), budget)
+            .await
     }
 
     /// Counts a wrong user code from `address`.
-    pub fn fail(&self, address: &str) -> Surge {
-        let now = Instant::now();
-        self.per_address.fail_at(address, now);
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn fail(&self, db: &impl ConnectionTrait, address: &str) -> Result<Surge, Error> {
+        self.per_address.fail(db, &Self::key(address)).await?;
+        Ok(self.watch(Instant::now()))
+    }
+
+    /// Counts a failure in the instance-wide watch.
+    fn watch(&self, now: Instant) -> Surge {
         self.failures_total.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         self.expire(&mut recent, now);
@@ -191,12 +272,8 @@ impl UserCodeGuard {
     /// Whether a surge is under way.
     #[must_use]
     pub fn surging(&self) -> bool {
-        self.surging_at(Instant::now())
-    }
-
-    fn surging_at(&self, now: Instant) -> bool {
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        self.expire(&mut recent, now);
+        self.expire(&mut recent, Instant::now());
         recent.surging
     }
 
@@ -214,13 +291,13 @@ impl UserCodeGuard {
         }
     }
 
-    /// Wrong user codes counted since start.
+    /// Wrong user codes this instance counted since start.
     #[must_use]
     pub fn failures_total(&self) -> u64 {
         self.failures_total.load(Ordering::Relaxed)
     }
 
-    /// Surges reported since start.
+    /// Surges this instance reported since start.
     #[must_use]
     pub fn surges_total(&self) -> u64 {
         self.surges_total.load(Ordering::Relaxed)
@@ -228,7 +305,7 @@ impl UserCodeGuard {
 
     /// The per-address budget outside a surge, and during one.
     #[must_use]
-    pub fn budgets(&self) -> (usize, usize) {
+    pub fn budgets(&self) -> (u32, u32) {
         (self.budget, self.tightened)
     }
 }
@@ -236,80 +313,118 @@ impl UserCodeGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sea_orm::{ActiveModelTrait as _, DatabaseConnection};
 
-    #[test]
-    fn blocks_after_max_failures_until_the_oldest_leaves_the_window() {
-        let limiter = FailureLimiter::new(3, Duration::from_secs(60));
-        let t0 = Instant::now();
-        for i in 0..3 {
-            assert_eq!(limiter.blocked_at("a", t0 + Duration::from_secs(i)), None);
-            limiter.fail_at("a", t0 + Duration::from_secs(i));
+    async fn database() -> (tempfile::TempDir, DatabaseConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let db =
+            sea_orm::Database::connect(format!("sqlite://{}/t.db?mode=rwc", dir.path().display()))
+                .await
+                .unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn a_key_is_refused_after_max_failures_until_its_window_ends() {
+        let (_dir, db) = database().await;
+        let limit = Limit::new(3, Duration::from_secs(60));
+        for _ in 0..3 {
+            assert_eq!(limit.blocked_for(&db, "a").await.unwrap(), None);
+            limit.fail(&db, "a").await.unwrap();
         }
+        let wait = limit.blocked_for(&db, "a").await.unwrap().unwrap();
+        assert!((59..=60).contains(&wait.as_secs()), "{wait:?}");
         assert_eq!(
-            limiter.blocked_at("a", t0 + Duration::from_secs(10)),
-            Some(Duration::from_secs(50))
+            limit.blocked_for(&db, "b").await.unwrap(),
+            None,
+            "keys are separate"
         );
-        assert_eq!(limiter.blocked_at("b", t0), None, "keys are separate");
-        assert_eq!(limiter.blocked_at("a", t0 + Duration::from_secs(60)), None);
+        assert!(
+            limit.blocked_with_max(&db, "a", 2).await.unwrap().is_some(),
+            "a smaller budget blocks too"
+        );
+        Limit::clear(&db, "a").await.unwrap();
+        assert_eq!(limit.blocked_for(&db, "a").await.unwrap(), None);
+        assert!(!limit.fail_all(&db, &["a", "b"]).await.unwrap());
+        assert!(!limit.fail_all(&db, &["a", "b"]).await.unwrap());
+        assert!(
+            limit.fail_all(&db, &["a", "b"]).await.unwrap(),
+            "both reached 3"
+        );
+        assert!(
+            limit
+                .blocked_for_any(&db, &["a", "b"])
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            limit
+                .blocked_for_any(&db, &["c", "b"])
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            limit
+                .blocked_for_any(&db, &["c", "d"])
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
-    #[test]
-    fn clearing_forgets_failures() {
-        let limiter = FailureLimiter::new(1, Duration::from_secs(60));
-        limiter.fail("a");
-        assert!(limiter.blocked_for("a").is_some());
-        limiter.clear("a");
-        assert!(limiter.blocked_for("a").is_none());
-    }
-
-    #[test]
-    fn a_smaller_budget_blocks_sooner_and_frees_sooner() {
-        let limiter = FailureLimiter::new(5, Duration::from_secs(60));
-        let t0 = Instant::now();
-        for i in 0..4 {
-            limiter.fail_at("a", t0 + Duration::from_secs(i * 10));
+    #[tokio::test]
+    async fn a_failure_after_the_window_starts_a_new_one() {
+        let (_dir, db) = database().await;
+        let limit = Limit::new(2, Duration::from_secs(60));
+        throttle::ActiveModel {
+            key: Set("a".into()),
+            window_start: Set(crate::now() - 61),
+            failures: Set(5),
         }
-        let at = t0 + Duration::from_secs(35);
-        assert_eq!(limiter.blocked_with_max("a", 5, at), None);
-        // Budget 3: blocked until the second failure (t0 + 10 s) leaves the window.
+        .insert(&db)
+        .await
+        .unwrap();
         assert_eq!(
-            limiter.blocked_with_max("a", 3, at),
-            Some(Duration::from_secs(35))
+            limit.blocked_for(&db, "a").await.unwrap(),
+            None,
+            "window over"
         );
+        limit.fail(&db, "a").await.unwrap();
+        let row = throttle::Entity::find_by_id("a".to_owned())
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.failures, 1);
+        assert!(row.window_start >= crate::now() - 1);
+        limit.fail(&db, "a").await.unwrap();
+        assert!(limit.blocked_for(&db, "a").await.unwrap().is_some());
+        assert_eq!(purge(&db).await.unwrap(), 0, "a live window is kept");
     }
 
     #[test]
-    fn a_surge_tightens_every_budget_once_and_ends() {
+    fn a_surge_is_reported_once_and_tightens_the_budget() {
         let guard = UserCodeGuard::new(10, Duration::from_secs(300));
         assert_eq!(guard.budgets(), (10, 3));
-        let mut started = 0;
-        for i in 0..100 {
-            if let Surge::Started { failures } = guard.fail(&format!("10.0.0.{}", i % 50)) {
-                assert_eq!(failures, 100);
-                started += 1;
-            }
-        }
-        assert_eq!(
-            (started, guard.surges_total(), guard.failures_total()),
-            (1, 1, 100)
-        );
+        let now = Instant::now();
+        let started: Vec<Surge> = (0..100)
+            .map(|_| guard.watch(now))
+            .filter(|s| *s != Surge::No)
+            .collect();
+        assert_eq!(started, [Surge::Started { failures: 100 }]);
+        assert_eq!((guard.surges_total(), guard.failures_total()), (1, 100));
         assert!(guard.surging());
-        // Each address failed twice: the tightened budget of 3 leaves it one more try.
-        assert!(guard.blocked_for("10.0.0.1").is_none());
-        guard.fail("10.0.0.1");
-        assert!(guard.blocked_for("10.0.0.1").is_some());
-        assert!(
-            guard.blocked_for("192.0.2.1").is_none(),
-            "nobody is locked out by others"
-        );
-        assert_eq!(guard.fail("10.0.0.2"), Surge::No, "one alarm per surge");
+        assert_eq!(guard.watch(now), Surge::No, "one alarm per surge");
     }
 
     #[test]
     fn a_surge_ends_when_the_failures_leave_the_window() {
         let guard = UserCodeGuard::new(1, Duration::from_millis(50));
-        for i in 0..SURGE_FACTOR {
-            guard.fail(&format!("10.0.0.{i}"));
+        for _ in 0..SURGE_FACTOR {
+            guard.watch(Instant::now());
         }
         assert!(guard.surging());
         std::thread::sleep(Duration::from_millis(60));

@@ -7,6 +7,7 @@ mod m20261129_000001_initial;
 mod m20261129_000002_device_flow;
 mod m20261129_000003_token_lifecycle;
 mod m20261130_000004_decided_at_index;
+mod m20261130_000005_throttle;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_device_flow::Migration),
             Box::new(m20261129_000003_token_lifecycle::Migration),
             Box::new(m20261130_000004_decided_at_index::Migration),
+            Box::new(m20261130_000005_throttle::Migration),
         ]
     }
 }

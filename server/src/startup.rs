@@ -99,8 +99,8 @@ impl Application {
 /// Background chores of a serving instance; both end with the last `Core`.
 /// - Every [`pending_polls::SYNC_INTERVAL`]: forget the pending grants other instances decided
 ///   (so polls here stop answering `authorization_pending` for them).
-/// - Every minute: forget poll state of grants nobody polls any more, and revocations of access
-///   tokens that have expired since.
+/// - Every minute: forget poll state of grants nobody polls any more, revocations of access
+///   tokens that have expired since, and failure counters of windows long over.
 fn spawn_housekeeping(core: &Core) {
     let polls = std::sync::Arc::downgrade(&core.polls);
     let db = core.db.clone();
@@ -134,6 +134,9 @@ fn spawn_housekeeping(core: &Core) {
                 vestibule_core::services::access_tokens::purge_expired_revocations(&db).await
             {
                 tracing::warn!(error = %e, "could not purge expired access-token revocations");
+            }
+            if let Err(e) = vestibule_core::throttle::purge(&db).await {
+                tracing::warn!(error = %e, "could not purge old failure counters");
             }
         }
     });

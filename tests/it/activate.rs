@@ -969,6 +969,28 @@ async fn wrong_user_codes_are_throttled_per_address() {
     assert_eq!(s.app.core.user_code_guard.failures_total(), 3);
 }
 
+/// The budget is shared by every instance on the database: guessing on two does not double it.
+#[tokio::test]
+async fn the_wrong_code_budget_is_shared_by_every_instance() {
+    let s = setup_behind_proxy(3).await;
+    let peer = s.app.peer().await;
+    let on_a = Browser::at(&s.app, "198.51.100.70");
+    let on_b = Browser::at(&peer, "198.51.100.70");
+    body(on_a.enter_code("BCDF-GHJK").await, StatusCode::BAD_REQUEST).await;
+    body(on_b.enter_code("BCDF-GHJL").await, StatusCode::BAD_REQUEST).await;
+    body(on_a.enter_code("BCDF-GHJM").await, StatusCode::BAD_REQUEST).await;
+    body(
+        on_b.enter_code("BCDF-GHJN").await,
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    body(
+        on_a.enter_code("BCDF-GHJP").await,
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_surge_of_wrong_codes_raises_the_alarm_and_tightens_budgets_without_locking_out() {
     // Budget 9 per address; a surge is 90 wrong codes across the instance; then 3 per address.

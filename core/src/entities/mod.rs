@@ -9,5 +9,6 @@ pub mod grant;
 pub mod refresh_token;
 pub mod revoked_access_token;
 pub mod signing_key;
+pub mod throttle;
 pub mod user;
 pub mod workspace;

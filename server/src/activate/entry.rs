@@ -101,7 +101,11 @@ async fn look_up(
     let address = crate::client_ip::client_ip(req, &core.settings.server.trusted_proxies)
         .map(|ip| ip.to_string());
     let address_key = address.as_deref().unwrap_or("unknown");
-    if let Some(retry_after) = core.user_code_guard.blocked_for(address_key) {
+    if let Some(retry_after) = core
+        .user_code_guard
+        .blocked_for(&core.db, address_key)
+        .await?
+    {
         tracing::warn!(address = ?address, "/activate: wrong user codes throttled");
         return Err(ActivateError::Throttled {
             what: Throttled::UserCodes,
@@ -111,7 +115,9 @@ async fn look_up(
     let pending = match device_grants::find_by_user_code(&core.db, &core.keyring, typed).await? {
         Lookup::Pending(pending) => *pending,
         Lookup::Unknown => {
-            if let Surge::Started { failures } = core.user_code_guard.fail(address_key) {
+            if let Surge::Started { failures } =
+                core.user_code_guard.fail(&core.db, address_key).await?
+            {
                 tracing::warn!(
                     failures,
                     "/activate: surge of wrong user codes; per-address budgets tightened"

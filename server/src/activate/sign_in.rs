@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use vestibule_core::Core;
 use vestibule_core::services::users;
+use vestibule_core::throttle::Limit;
 
 use super::csrf::{CsrfForm, CsrfProtected};
 use super::error::{ActivateError, Throttled};
@@ -64,7 +65,7 @@ pub async fn submit(
         );
     }
     let workspace = &current.pending.workspace;
-    let limiter = &core.sign_in_failures;
+    let limit = &core.sign_in_limit;
     let account_key = format!(
         "activate:account:{}:{}",
         workspace.id,
@@ -76,10 +77,8 @@ pub async fn submit(
         "activate:address:{}",
         address.as_deref().unwrap_or("unknown")
     );
-    if let Some(retry_after) = limiter
-        .blocked_for(&account_key)
-        .or_else(|| limiter.blocked_for(&address_key))
-    {
+    let keys = [account_key.as_str(), address_key.as_str()];
+    if let Some(retry_after) = limit.blocked_for_any(&core.db, &keys).await? {
         tracing::warn!(address = ?address, "/activate: sign-in throttled");
         return Err(ActivateError::Throttled {
             what: Throttled::SignIns,
@@ -89,11 +88,7 @@ pub async fn submit(
     let Some(user) =
         users::authenticate(&core.db, workspace.id, username, &credentials.password).await?
     else {
-        limiter.fail(&account_key);
-        limiter.fail(&address_key);
-        if limiter.blocked_for(&account_key).is_some()
-            || limiter.blocked_for(&address_key).is_some()
-        {
+        if limit.fail_all(&core.db, &keys).await? {
             users::sign_in_throttled(&core.db, workspace.id, username, address).await?;
         }
         return form(
@@ -104,7 +99,7 @@ pub async fn submit(
             Some("That username and password do not match. Check them and try again."),
         );
     };
-    limiter.clear(&account_key);
+    Limit::clear(&core.db, &account_key).await?;
     let auth_time = vestibule_core::now();
     session.sign_in(SignedIn {
         workspace_id: workspace.id,
