@@ -41,6 +41,8 @@ pub struct Core {
     /// The budget of failed sign-ins (console and `/activate`, keys named per surface) per
     /// account and per client address, shared by every instance.
     pub sign_in_limit: throttle::Limit,
+    /// Device authorization requests per client and client address (`None`: no limit).
+    pub device_authorization_limit: Option<throttle::Limit>,
     /// Wrong user codes at `/activate` per client address, and their instance-wide surges.
     pub user_code_guard: Arc<throttle::UserCodeGuard>,
 }
@@ -66,6 +68,13 @@ impl Core {
         let db = db::connect(&settings.database).await?;
         db::migrate(&db).await?;
         let report = services::bootstrap::ensure(&db, &keyring, &settings.bootstrap).await?;
+        let security = &settings.security;
+        let device_authorization_limit = (security.device_authorization_limit > 0).then(|| {
+            throttle::Limit::new(
+                security.device_authorization_limit,
+                std::time::Duration::from_secs(security.device_authorization_window),
+            )
+        });
         let user_code_guard = Arc::new(throttle::UserCodeGuard::new(
             settings.security.user_code_max_failures,
             std::time::Duration::from_secs(settings.security.user_code_failure_window),
@@ -79,6 +88,7 @@ impl Core {
                 keys: Arc::default(),
                 records: Arc::default(),
                 sign_in_limit: throttle::Limit::new(SIGN_IN_MAX_FAILURES, SIGN_IN_WINDOW),
+                device_authorization_limit,
                 user_code_guard,
             },
             report,

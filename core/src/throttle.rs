@@ -136,6 +136,22 @@ impl Limit {
         Ok(())
     }
 
+    /// Counts one request of `key` against a rate limit and says how long to wait when it is
+    /// over (this request included: a refused request counts too, but never extends the
+    /// window).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn hit(
+        &self,
+        db: &impl ConnectionTrait,
+        key: &str,
+    ) -> Result<Option<Duration>, Error> {
+        self.fail(db, key).await?;
+        let row = throttle::Entity::find_by_id(key.to_owned()).one(db).await?;
+        Ok(row.and_then(|r| self.wait(&r, self.max.saturating_add(1), crate::now())))
+    }
+
     /// Forgets the failures of `key` (after a success).
     ///
     /// # Errors
@@ -403,6 +419,21 @@ mod tests {
         limit.fail(&db, "a").await.unwrap();
         assert!(limit.blocked_for(&db, "a").await.unwrap().is_some());
         assert_eq!(purge(&db).await.unwrap(), 0, "a live window is kept");
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_lets_max_requests_through_per_window() {
+        let (_dir, db) = database().await;
+        let limit = Limit::new(2, Duration::from_secs(60));
+        assert_eq!(limit.hit(&db, "k").await.unwrap(), None);
+        assert_eq!(limit.hit(&db, "k").await.unwrap(), None);
+        let wait = limit
+            .hit(&db, "k")
+            .await
+            .unwrap()
+            .expect("the third is refused");
+        assert!((59..=60).contains(&wait.as_secs()), "{wait:?}");
+        assert_eq!(limit.hit(&db, "other").await.unwrap(), None);
     }
 
     #[test]

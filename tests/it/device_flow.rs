@@ -907,9 +907,56 @@ async fn user_code_shapes_follow_the_workspace() {
     }
 }
 
+/// BCP 247 §6.1.11: device authorization requests per client and address, shared by every
+/// instance; then 429 with `Retry-After` and `slow_down`.
+#[tokio::test]
+async fn device_authorizations_are_rate_limited_per_client_and_address() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "VESTIBULE__SECURITY__DEVICE_AUTHORIZATION_LIMIT".into(),
+            "3".into(),
+        );
+    })
+    .await;
+    let peer = app.peer().await;
+    let ws = app.workspace("limited", Changes::default()).await;
+    let (cid, _) = app.client(&ws, true, &["device_code"], "openid").await;
+    let (other, _) = app.client(&ws, true, &["device_code"], "openid").await;
+    authorize(&app, "limited", &cid, None).await;
+    authorize(&peer, "limited", &cid, None).await;
+    authorize(&app, "limited", &cid, None).await;
+    for instance in [&app, &peer] {
+        let (status, body, headers) = post(
+            instance,
+            "/w/limited/device_authorization",
+            &[("client_id", cid.as_str())],
+            None,
+        )
+        .await;
+        assert_eq!((status, error_of(&body)), (429, "slow_down"));
+        let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert_eq!(headers["cache-control"], "no-store");
+    }
+    // Another client from the same address is not affected.
+    authorize(&app, "limited", &other, None).await;
+    // Nothing was started for the refused requests.
+    let grants = entities::device_grant::Entity::find()
+        .all(&app.core.db)
+        .await
+        .unwrap();
+    assert_eq!(grants.len(), 4);
+}
+
 #[tokio::test]
 async fn two_hundred_codes_are_distinct() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "VESTIBULE__SECURITY__DEVICE_AUTHORIZATION_LIMIT".into(),
+            "0".into(),
+        );
+    })
+    .await;
     let ws = app
         .workspace(
             "many",

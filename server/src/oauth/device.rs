@@ -19,7 +19,9 @@ struct DeviceAuthorizationResponse {
 }
 
 /// `POST /w/{slug}/device_authorization`: authenticates the client, checks its grant and
-/// scopes, and answers with a fresh device code and user code.
+/// scopes, applies the per client and address rate limit (BCP 247 §6.1.11:
+/// `security.device_authorization_limit` per `security.device_authorization_window`, shared by
+/// every instance), and answers with a fresh device code and user code.
 pub async fn authorize(
     req: HttpRequest,
     core: web::Data<Core>,
@@ -39,6 +41,17 @@ pub async fn authorize(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
+    if let Some(limit) = &core.device_authorization_limit {
+        let key = format!(
+            "device_authorization:{}:{}",
+            client.id,
+            origin.ip.as_deref().unwrap_or("unknown")
+        );
+        if let Some(wait) = limit.hit(&core.db, &key).await? {
+            tracing::warn!(client = %client.client_id, address = ?origin.ip, "device authorization requests throttled");
+            return Err(OAuthResponse::RateLimited(wait));
+        }
+    }
     let started = device_grants::start(&core, &workspace, &client, scopes, origin).await?;
     let verification_uri = format!("{}/activate", core.settings.server.public_url);
     let shown = started.user_code.display();

@@ -3,7 +3,9 @@
 //! protected resources (userinfo), and `Cache-Control: no-store` always.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
+use std::time::Duration;
+
+use actix_web::http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use vestibule_core::oauth::{ErrorCode, OAuthError};
 
@@ -21,6 +23,9 @@ pub enum OAuthResponse {
     Bearer(Option<OAuthError>),
     #[error("no workspace named {0:?}")]
     UnknownWorkspace(String),
+    /// Too many requests: 429 with `Retry-After` and the error `slow_down`.
+    #[error("rate limited for {0:?}")]
+    RateLimited(Duration),
 }
 
 impl<E: Into<OAuthError>> From<E> for OAuthResponse {
@@ -41,6 +46,7 @@ impl ResponseError for OAuthResponse {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::UnknownWorkspace(_) => StatusCode::NOT_FOUND,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Bearer(None) => StatusCode::UNAUTHORIZED,
             Self::OAuth(e) | Self::Bearer(Some(e)) => match e.code {
                 ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
@@ -57,6 +63,17 @@ impl ResponseError for OAuthResponse {
             .insert_header((PRAGMA, "no-cache"));
         let (code, description) = match self {
             Self::UnknownWorkspace(_) => (ErrorCode::InvalidRequest, self.to_string()),
+            Self::RateLimited(wait) => {
+                res.insert_header((RETRY_AFTER, wait.as_secs().max(1)));
+                (
+                    ErrorCode::SlowDown,
+                    format!(
+                        "too many device authorization requests from this client and address; \
+                         try again in {} seconds",
+                        wait.as_secs().max(1)
+                    ),
+                )
+            }
             Self::Bearer(None) => {
                 res.insert_header((WWW_AUTHENTICATE, format!("Bearer realm=\"{REALM}\"")));
                 return res.finish();
