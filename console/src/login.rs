@@ -59,6 +59,8 @@ pub async fn submit(
     let keys = [account_key.as_str(), address_key.as_str()];
     if let Some(retry_after) = limit.blocked_for_any(&core.db, &keys).await? {
         tracing::warn!(address = ?address, "/console: sign-in throttled");
+        core.counters
+            .throttled(vestibule_core::metrics::Throttled::SignIns);
         return Err(ConsoleError::Throttled { retry_after });
     }
     let Some(admin) = admins::authenticate(&core.db, email, password).await? else {

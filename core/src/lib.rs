@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod services;
@@ -41,6 +42,8 @@ pub struct Core {
     /// The budget of failed sign-ins (console and `/activate`, keys named per surface) per
     /// account and per client address, shared by every instance.
     pub sign_in_limit: throttle::Limit,
+    /// What happened since start, for `/metrics`.
+    pub counters: Arc<metrics::Counters>,
     /// Device authorization requests per client and client address (`None`: no limit).
     pub device_authorization_limit: Option<throttle::Limit>,
     /// Wrong user codes at `/activate` per client address, and their instance-wide surges.
@@ -88,6 +91,7 @@ impl Core {
                 keys: Arc::default(),
                 records: Arc::default(),
                 sign_in_limit: throttle::Limit::new(SIGN_IN_MAX_FAILURES, SIGN_IN_WINDOW),
+                counters: Arc::default(),
                 device_authorization_limit,
                 user_code_guard,
             },

@@ -967,6 +967,11 @@ async fn wrong_user_codes_are_throttled_per_address() {
         "/activate/sign-in",
     );
     assert_eq!(s.app.core.user_code_guard.failures_total(), 3);
+    let metrics = s.app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("vestibule_throttled_total{limit=\"user_codes\"} 2"),
+        "{metrics}"
+    );
 }
 
 /// The budget is shared by every instance on the database: guessing on two does not double it.
@@ -1061,6 +1066,11 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
         StatusCode::TOO_MANY_REQUESTS,
     )
     .await;
+    let metrics = s.app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("vestibule_throttled_total{limit=\"sign_ins\"} 2"),
+        "{metrics}"
+    );
     let throttled = audited(&s.app, "user.sign_in_throttled").await;
     assert_eq!(throttled.len(), 1, "audited once when the limit is reached");
     assert_eq!(throttled[0].target.as_deref(), Some("alice"));

@@ -649,6 +649,20 @@ async fn token_endpoint_answers_every_state() {
         (2, 1, 6)
     );
 
+    // What happened is counted for /metrics.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        "vestibule_device_grants_total{event=\"requested\"} 3",
+        "vestibule_device_grants_total{event=\"denied\"} 1",
+        "vestibule_device_grants_total{event=\"approved\"} 1",
+        "vestibule_device_grants_total{event=\"redeemed\"} 1",
+        "vestibule_device_polls_total{answer=\"access_denied\"} 1",
+        "vestibule_device_polls_total{answer=\"tokens\"} 1",
+        "vestibule_device_polls_total{answer=\"slow_down\"} 3",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+
     // Request errors.
     let (status, body, headers) = post(
         &app,
@@ -940,6 +954,11 @@ async fn device_authorizations_are_rate_limited_per_client_and_address() {
     }
     // Another client from the same address is not affected.
     authorize(&app, "limited", &other, None).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("vestibule_throttled_total{limit=\"device_authorizations\"} 1"),
+        "{metrics}"
+    );
     // Nothing was started for the refused requests.
     let grants = entities::device_grant::Entity::find()
         .all(&app.core.db)

@@ -268,5 +268,8 @@ pub async fn revoke(
     };
     txn.commit().await?;
     core.polls.forget(&before.device.device_code_hash);
+    if outcome == Revoked::Denied {
+        core.counters.grant(crate::metrics::GrantEvent::Revoked);
+    }
     Ok(outcome)
 }

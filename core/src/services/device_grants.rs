@@ -13,6 +13,7 @@ use crate::Core;
 use crate::crypto::{self, Keyring, SecretKind};
 use crate::entities::{client, device_grant, user, workspace};
 use crate::error::Error;
+use crate::metrics::{GrantEvent, PollAnswer};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::services::audit::{self, Actor};
 use crate::services::pending_polls::{self, Known, Rate};
@@ -169,6 +170,7 @@ pub async fn start(
                 )
                 .await?;
                 core.polls.started(&grant);
+                core.counters.grant(GrantEvent::Requested);
                 return Ok(Started {
                     grant,
                     device_code,
@@ -381,6 +383,10 @@ pub async fn decide(
     .await?;
     txn.commit().await?;
     core.polls.forget(&grant.device_code_hash);
+    core.counters.grant(match decision {
+        Decision::Approve => GrantEvent::Approved,
+        Decision::Deny => GrantEvent::Denied,
+    });
     Ok(true)
 }
 
@@ -392,6 +398,18 @@ pub async fn decide(
 /// The RFC 8628 §3.5 answers: `authorization_pending`, `slow_down`, `access_denied`,
 /// `expired_token`; `invalid_grant` for unknown, foreign or redeemed codes.
 pub async fn poll(
+    core: &Core,
+    workspace: &workspace::Model,
+    client: &client::Model,
+    device_code: &str,
+) -> Result<Issued, OAuthError> {
+    let answer = answer_poll(core, workspace, client, device_code).await;
+    core.counters
+        .poll(PollAnswer::of(answer.as_ref().err().map(|e| e.code)));
+    answer
+}
+
+async fn answer_poll(
     core: &Core,
     workspace: &workspace::Model,
     client: &client::Model,
@@ -596,6 +614,7 @@ async fn redeem(
     .await?;
     txn.commit().await?;
     core.polls.finished(&grant.device_code_hash);
+    core.counters.grant(GrantEvent::Redeemed);
     Ok(issued)
 }
 

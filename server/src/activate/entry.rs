@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use vestibule_core::Core;
+use vestibule_core::metrics;
 use vestibule_core::services::device_grants::{self, Lookup};
 use vestibule_core::throttle::Surge;
 
@@ -107,6 +108,7 @@ async fn look_up(
         .await?
     {
         tracing::warn!(address = ?address, "/activate: wrong user codes throttled");
+        core.counters.throttled(metrics::Throttled::UserCodes);
         return Err(ActivateError::Throttled {
             what: Throttled::UserCodes,
             retry_after,

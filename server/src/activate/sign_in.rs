@@ -80,6 +80,8 @@ pub async fn submit(
     let keys = [account_key.as_str(), address_key.as_str()];
     if let Some(retry_after) = limit.blocked_for_any(&core.db, &keys).await? {
         tracing::warn!(address = ?address, "/activate: sign-in throttled");
+        core.counters
+            .throttled(vestibule_core::metrics::Throttled::SignIns);
         return Err(ActivateError::Throttled {
             what: Throttled::SignIns,
             retry_after,

@@ -49,6 +49,8 @@ pub async fn authorize(
         );
         if let Some(wait) = limit.hit(&core.db, &key).await? {
             tracing::warn!(client = %client.client_id, address = ?origin.ip, "device authorization requests throttled");
+            core.counters
+                .throttled(vestibule_core::metrics::Throttled::DeviceAuthorizations);
             return Err(OAuthResponse::RateLimited(wait));
         }
     }
