@@ -24,6 +24,13 @@ use crate::error::Error;
 /// window is longer).
 pub const MAX_WINDOW: i64 = 86_400;
 
+/// The row of a key: its SHA-256, so that any key (one holding a username typed into a form
+/// can be long) fits the primary key, and the table shows no username or address.
+fn row_key(key: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A budget of failures per key and window, shared by every instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
@@ -92,7 +99,7 @@ impl Limit {
         key: &str,
         max: u32,
     ) -> Result<Option<Duration>, Error> {
-        let row = throttle::Entity::find_by_id(key.to_owned()).one(db).await?;
+        let row = throttle::Entity::find_by_id(row_key(key)).one(db).await?;
         Ok(row.and_then(|r| self.wait(&r, max.clamp(1, self.max), crate::now())))
     }
 
@@ -114,7 +121,7 @@ impl Limit {
         let current = |c: throttle::Column| Expr::col((throttle::Entity, c));
         let ended = current(throttle::Column::WindowStart).lte(now - self.window);
         throttle::Entity::insert(throttle::ActiveModel {
-            key: Set(key.to_owned()),
+            key: Set(row_key(key)),
             window_start: Set(now),
             failures: Set(1),
         })
@@ -148,7 +155,7 @@ impl Limit {
         key: &str,
     ) -> Result<Option<Duration>, Error> {
         self.fail(db, key).await?;
-        let row = throttle::Entity::find_by_id(key.to_owned()).one(db).await?;
+        let row = throttle::Entity::find_by_id(row_key(key)).one(db).await?;
         Ok(row.and_then(|r| self.wait(&r, self.max.saturating_add(1), crate::now())))
     }
 
@@ -157,7 +164,7 @@ impl Limit {
     /// # Errors
     /// On a database failure.
     pub async fn clear(db: &impl ConnectionTrait, key: &str) -> Result<(), Error> {
-        throttle::Entity::delete_by_id(key.to_owned())
+        throttle::Entity::delete_by_id(row_key(key))
             .exec(db)
             .await?;
         Ok(())
@@ -396,7 +403,7 @@ mod tests {
         let (_dir, db) = database().await;
         let limit = Limit::new(2, Duration::from_secs(60));
         throttle::ActiveModel {
-            key: Set("a".into()),
+            key: Set(row_key("a")),
             window_start: Set(crate::now() - 61),
             failures: Set(5),
         }
@@ -409,7 +416,7 @@ mod tests {
             "window over"
         );
         limit.fail(&db, "a").await.unwrap();
-        let row = throttle::Entity::find_by_id("a".to_owned())
+        let row = throttle::Entity::find_by_id(row_key("a"))
             .one(&db)
             .await
             .unwrap()
@@ -419,6 +426,19 @@ mod tests {
         limit.fail(&db, "a").await.unwrap();
         assert!(limit.blocked_for(&db, "a").await.unwrap().is_some());
         assert_eq!(purge(&db).await.unwrap(), 0, "a live window is kept");
+    }
+
+    #[tokio::test]
+    async fn any_key_fits_and_none_is_stored_in_clear() {
+        let (_dir, db) = database().await;
+        let limit = Limit::new(1, Duration::from_secs(60));
+        let long = format!("activate:account:{}", "x".repeat(20_000));
+        limit.fail(&db, &long).await.unwrap();
+        assert!(limit.blocked_for(&db, &long).await.unwrap().is_some());
+        let rows = throttle::Entity::find().all(&db).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].key.len(), 64);
+        assert!(!rows[0].key.contains("activate"));
     }
 
     #[tokio::test]

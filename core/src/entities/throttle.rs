@@ -1,5 +1,5 @@
-//! `throttle`: failures counted per key (e.g. `activate:address:198.51.100.7`) in a fixed
-//! window, shared by every instance.
+//! `throttle`: failures counted per key (e.g. `activate:address:198.51.100.7`, stored as its
+//! SHA-256 in hex) in a fixed window, shared by every instance.
 
 use sea_orm::entity::prelude::*;
 
