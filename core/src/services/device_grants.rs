@@ -454,13 +454,7 @@ async fn answer_poll(
             ))
         }
         Status::Pending => {
-            let known = pending_polls::Pending {
-                grant: grant.id,
-                workspace_id: grant.workspace_id,
-                client_id: grant.client_id,
-                expires_at: grant.expires_at,
-                interval: grant.interval,
-            };
+            let known = pending_polls::Pending::of(&grant);
             answer_pending(core, workspace, client, &hash, &known, rate, now).await
         }
         Status::Approved if grant.expires_at <= now => {

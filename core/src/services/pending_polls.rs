@@ -47,7 +47,8 @@ pub struct Pending {
 }
 
 impl Pending {
-    fn of(grant: &device_grant::Model) -> Self {
+    #[must_use]
+    pub fn of(grant: &device_grant::Model) -> Self {
         Self {
             grant: grant.id,
             workspace_id: grant.workspace_id,
