@@ -1,14 +1,16 @@
-//! Console pages over HTTP: rendering a template into a response with the headers every page
-//! carries, and the redirect after a handled form.
+//! HTML pages over HTTP: rendering a template into a response with the headers every page
+//! carries, the redirect after a handled form, and the last-resort error page. Shared by the
+//! console and `/activate` (the server crate depends on this one and re-exports these).
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use serde::Serialize;
-use vestibule_core::templates::{self, RenderError};
+use vestibule_core::templates;
+pub use vestibule_core::templates::RenderError;
 
-/// Console pages show secrets and forms: nothing may be cached, framed or leaked through the
-/// `Referer` header, and no script runs.
+/// Pages show secrets, codes and forms: nothing may be cached, framed (clickjacking a consent
+/// button) or leaked through the `Referer` header, and no script runs.
 const PAGE_HEADERS: [(header::HeaderName, &str); 5] = [
     (header::CACHE_CONTROL, "no-store"),
     (
@@ -36,7 +38,9 @@ pub fn page(
     ))
 }
 
-fn page_from_body(status: StatusCode, body: String) -> HttpResponse {
+/// A page from already rendered HTML, with the headers every page carries.
+#[must_use]
+pub fn page_from_body(status: StatusCode, body: String) -> HttpResponse {
     let mut response = HttpResponse::build(status);
     response.content_type("text/html; charset=utf-8");
     for (name, value) in PAGE_HEADERS {
@@ -60,6 +64,7 @@ pub fn fallback_error_page() -> HttpResponse {
     page_from_body(
         StatusCode::INTERNAL_SERVER_ERROR,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Something went wrong</title></head><body><h1>Something went wrong</h1>\
          <p>Please try again in a moment.</p></body></html>"
             .to_owned(),

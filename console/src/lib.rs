@@ -13,7 +13,7 @@ mod clients;
 mod devices;
 mod error;
 mod form;
-mod html;
+pub mod html;
 mod login;
 mod session;
 mod simulator;

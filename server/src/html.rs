@@ -1,74 +1,16 @@
-//! Server-rendered HTML pages over HTTP: the response headers every page carries and the
-//! embedded files under `/static/`. The templates themselves live in `vestibule_core::templates`.
+//! Server-rendered HTML pages over HTTP: the embedded files under `/static/`, and the page
+//! helpers shared with the console (`vestibule_console::html`: the headers every page carries,
+//! the redirect after a form, the last-resort error page). The templates themselves live in
+//! `vestibule_core::templates`.
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use include_dir::{Dir, include_dir};
-use serde::Serialize;
-pub use vestibule_core::templates::RenderError;
+pub use vestibule_console::html::{
+    RenderError, fallback_error_page, page, page_from_body, see_other,
+};
 
 static STATIC_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../static");
-
-/// What a page sends besides its body. Pages show codes and forms: nothing may be cached,
-/// framed (clickjacking a consent button) or leaked through the `Referer` header.
-const PAGE_HEADERS: [(header::HeaderName, &str); 5] = [
-    (header::CACHE_CONTROL, "no-store"),
-    (
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'",
-    ),
-    (header::X_FRAME_OPTIONS, "DENY"),
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (header::REFERRER_POLICY, "no-referrer"),
-];
-
-/// Renders `template` into a page with `status`.
-///
-/// # Errors
-/// When rendering fails.
-pub fn page(
-    status: StatusCode,
-    template: &str,
-    context: &impl Serialize,
-) -> Result<HttpResponse, RenderError> {
-    let body = vestibule_core::templates::render(template, context)?;
-    Ok(page_from_body(status, body))
-}
-
-/// A page from already rendered HTML, with the headers every page carries.
-#[must_use]
-pub fn page_from_body(status: StatusCode, body: String) -> HttpResponse {
-    let mut response = HttpResponse::build(status);
-    response.content_type("text/html; charset=utf-8");
-    for (name, value) in PAGE_HEADERS {
-        response.insert_header((name, HeaderValue::from_static(value)));
-    }
-    response.body(body)
-}
-
-/// `303 See Other` to a path of this site, for after a form is handled.
-#[must_use]
-pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
-}
-
-/// The last-resort error page, for when the templates themselves fail.
-#[must_use]
-pub fn fallback_error_page() -> HttpResponse {
-    page_from_body(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Something went wrong</title></head><body><h1>Something went wrong</h1>\
-         <p>Please try again in a moment.</p></body></html>"
-            .to_owned(),
-    )
-}
 
 /// Registers `GET /static/{file}`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -130,6 +72,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use actix_web::body::to_bytes;
+    use actix_web::http::StatusCode;
 
     #[test]
     fn content_types_by_extension() {
