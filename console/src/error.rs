@@ -36,7 +36,7 @@ impl From<vestibule_core::Error> for ConsoleError {
     fn from(e: vestibule_core::Error) -> Self {
         match e {
             vestibule_core::Error::NotFound(_) => Self::NotFound,
-            other => Self::Internal(other.to_string()),
+            other => Self::Internal(other.report().to_string()),
         }
     }
 }

@@ -40,10 +40,10 @@ impl MasterKey {
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse_file(&path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create_file(&path),
-            Err(e) => Err(Error::Internal(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))),
+            Err(e) => Err(Error::internal_from(
+                format!("cannot read {}", path.display()),
+                e,
+            )),
         }
     }
 
@@ -58,7 +58,7 @@ impl MasterKey {
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
             .map(Self)
             .ok_or_else(|| {
-                Error::Internal(format!(
+                Error::internal(format!(
                     "{} must hold the base64 of 32 bytes; restore it from a backup (tokens, \
                      client secrets and signing keys depend on it)",
                     path.display()
@@ -70,7 +70,7 @@ impl MasterKey {
         use std::os::unix::fs::OpenOptionsExt as _;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Internal(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| Error::internal_from(format!("cannot create {}", dir.display()), e))?;
         }
         let key: [u8; 32] = random_bytes();
         let created = std::fs::OpenOptions::new()
@@ -83,21 +83,22 @@ impl MasterKey {
                 writeln!(file, "{}", STANDARD.encode(key))
                     .and_then(|()| file.sync_all())
                     .map_err(|e| {
-                        Error::Internal(format!("cannot write {}: {e}", path.display()))
+                        Error::internal_from(format!("cannot write {}", path.display()), e)
                     })?;
                 tracing::info!(path = %path.display(), "created a new master key");
                 Ok(Self(key))
             }
             // Another process created it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Error::Internal(format!("cannot read {}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::internal_from(format!("cannot read {}", path.display()), e)
+                })?;
                 Self::parse_file(path, &text)
             }
-            Err(e) => Err(Error::Internal(format!(
-                "cannot create {}: {e}",
-                path.display()
-            ))),
+            Err(e) => Err(Error::internal_from(
+                format!("cannot create {}", path.display()),
+                e,
+            )),
         }
     }
 
@@ -159,7 +160,7 @@ impl Keyring {
             &aead::AES_256_GCM,
             master.derive("vestibule/seal/v1").as_ref(),
         )
-        .map_err(|_| Error::Internal("cannot build the sealing key".into()))?;
+        .map_err(|e| Error::internal_from("cannot build the sealing key", e))?;
         let mut session = [0u8; 64];
         session[..32].copy_from_slice(master.derive("vestibule/session/v1/a").as_ref());
         session[32..].copy_from_slice(master.derive("vestibule/session/v1/b").as_ref());
@@ -207,7 +208,7 @@ impl Keyring {
                 aead::Aad::from(aad),
                 &mut buffer,
             )
-            .map_err(|_| Error::Internal("encryption failed".into()))?;
+            .map_err(|e| Error::internal_from("encryption failed", e))?;
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&buffer);
         Ok(out)
@@ -216,7 +217,7 @@ impl Keyring {
     /// # Errors
     /// When the data was not sealed with this master key and `aad`.
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
-        let failed = || Error::Internal("cannot decrypt: was the master key changed?".into());
+        let failed = || Error::internal("cannot decrypt: was the master key changed?");
         if sealed.len() < aead::NONCE_LEN {
             return Err(failed());
         }
@@ -296,7 +297,7 @@ pub mod password {
         Argon2::default()
             .hash_password_with_salt(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
+            .map_err(|e| Error::internal_from("password hashing failed", e))
     }
 
     #[must_use]
@@ -320,7 +321,7 @@ pub mod password {
     pub async fn hash_blocking(password: String) -> Result<String, Error> {
         tokio::task::spawn_blocking(move || hash(&password))
             .await
-            .map_err(|e| Error::Internal(format!("password task failed: {e}")))?
+            .map_err(|e| Error::internal_from("password task failed", e))?
     }
 
     /// [`verify`] (or [`verify_dummy`] when `stored` is `None`) off the async executor.

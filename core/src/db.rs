@@ -22,10 +22,10 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         .filter(|p| !p.as_os_str().is_empty());
     if let Some(dir) = sqlite_dir {
         std::fs::create_dir_all(dir).map_err(|e| {
-            Error::Internal(format!(
-                "cannot create database directory {}: {e}",
-                dir.display()
-            ))
+            Error::internal_from(
+                format!("cannot create database directory {}", dir.display()),
+                e,
+            )
         })?;
     }
     let mut options = ConnectOptions::new(settings.url.clone());
@@ -43,7 +43,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         });
     Database::connect(options)
         .await
-        .map_err(|e| Error::Internal(format!("cannot open the database: {e}")))
+        .map_err(|e| Error::internal_from("cannot open the database", e))
 }
 
 /// Applies every pending migration; running it again changes nothing.
@@ -53,7 +53,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
     Migrator::up(db, None)
         .await
-        .map_err(|e| Error::Internal(format!("database migration failed: {e}")))
+        .map_err(|e| Error::internal_from("database migration failed", e))
 }
 
 /// The file path inside a `sqlite:` URL, if it names a file.

@@ -1,6 +1,11 @@
 //! The one error type of the domain. Each surface (CLI, OAuth JSON, HTML pages, console forms)
 //! maps it to its own form in one place.
 
+use std::fmt;
+
+/// Any error a failure can be traced back to.
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A domain error. `Invalid` and `Conflict` are the caller's to fix and name the field.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,10 +24,19 @@ pub enum Error {
     /// Something named by the caller does not exist.
     #[error("{0}")]
     NotFound(String),
-    #[error("database error: {0}")]
+    /// A protocol request the server declines (the client's to fix or to live with).
+    #[error(transparent)]
+    Refused(#[from] crate::oauth::Refusal),
+    #[error("database error")]
     Database(#[from] sea_orm::DbErr),
-    #[error("{0}")]
-    Internal(String),
+    /// A failure the caller cannot fix: what was being done, and why it failed when a lower
+    /// layer said so (read the whole chain with [`Error::report`]).
+    #[error("{context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<Source>,
+    },
 }
 
 impl Error {
@@ -37,6 +51,22 @@ impl Error {
         Self::Conflict {
             field,
             message: message.into(),
+        }
+    }
+
+    /// A broken invariant, with nothing underneath to blame.
+    pub fn internal(context: impl Into<String>) -> Self {
+        Self::Internal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// `context` failed because of `source`.
+    pub fn internal_from(context: impl Into<String>, source: impl Into<Source>) -> Self {
+        Self::Internal {
+            context: context.into(),
+            source: Some(source.into()),
         }
     }
 
@@ -57,6 +87,47 @@ impl Error {
             Self::Invalid { .. } | Self::Conflict { .. } | Self::NotFound(_)
         )
     }
+
+    /// This error with every cause under it, for logs and the terminal.
+    #[must_use]
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
+    }
+}
+
+/// An error and its chain of sources, written `outer: inner: innermost`.
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_names_every_cause_once() {
+        let io = std::io::Error::other("disk full");
+        let e = Error::internal_from("cannot write master.key", io);
+        assert_eq!(e.to_string(), "cannot write master.key");
+        assert_eq!(e.report().to_string(), "cannot write master.key: disk full");
+        let db = Error::from(sea_orm::DbErr::Custom("gone".into()));
+        assert_eq!(
+            db.report().to_string(),
+            "database error: Custom Error: gone"
+        );
+        assert_eq!(Error::internal("no key").report().to_string(), "no key");
+    }
+}

@@ -279,7 +279,7 @@ pub enum Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        Self::Command(e.to_string())
+        Self::Command(e.report().to_string())
     }
 }
 

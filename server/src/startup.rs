@@ -116,7 +116,7 @@ fn spawn_housekeeping(core: &Core) {
                 // One line when it starts failing, not four a second.
                 Err(e) if !failing => {
                     failing = true;
-                    tracing::warn!(error = %e, "cannot read recent device-grant decisions");
+                    tracing::warn!(error = %e.report(), "cannot read recent device-grant decisions");
                 }
                 Err(_) => {}
             }
@@ -133,10 +133,10 @@ fn spawn_housekeeping(core: &Core) {
             if let Err(e) =
                 vestibule_core::services::access_tokens::purge_expired_revocations(&db).await
             {
-                tracing::warn!(error = %e, "could not purge expired access-token revocations");
+                tracing::warn!(error = %e.report(), "could not purge expired access-token revocations");
             }
             if let Err(e) = vestibule_core::throttle::purge(&db).await {
-                tracing::warn!(error = %e, "could not purge old failure counters");
+                tracing::warn!(error = %e.report(), "could not purge old failure counters");
             }
         }
     });

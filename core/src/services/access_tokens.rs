@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::Core;
 use crate::entities::{client, revoked_access_token, user, workspace};
 use crate::error::Error;
-use crate::services::audit::{self, Actor};
+use crate::services::audit::{self, Action, Actor};
 use crate::services::tokens::{self, AccessClaims};
 use crate::services::workspaces::Settings;
 use crate::services::{grants, users};
@@ -176,7 +176,7 @@ pub async fn revoke(
         audit::Event {
             actor,
             workspace_id: Some(workspace_id),
-            action: "access_token.revoked",
+            action: Action::AccessTokenRevoked,
             target: Some(token.claims.jti.clone()),
             detail: serde_json::json!({
                 "client": token.claims.client_id,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::entities::admin;
 use crate::error::Error;
-use crate::services::audit::{self, Actor};
+use crate::services::audit::{self, Action, Actor};
 use crate::types::Email;
 
 /// # Errors
@@ -45,7 +45,7 @@ pub async fn create(
         audit::Event {
             actor,
             workspace_id: None,
-            action: "admin.created",
+            action: Action::AdminCreated,
             target: Some(email.clone()),
             detail: serde_json::json!({ "admin_id": model.id }),
             ip: None,
@@ -120,7 +120,7 @@ pub async fn signed_in(
         audit::Event {
             actor: &Actor::Admin(admin.email.clone()),
             workspace_id: None,
-            action: "admin.signed_in",
+            action: Action::AdminSignedIn,
             target: Some(admin.email.clone()),
             detail: serde_json::json!({}),
             ip,
@@ -145,7 +145,7 @@ pub async fn sign_in_throttled(
         audit::Event {
             actor: &Actor::System,
             workspace_id: None,
-            action: "admin.sign_in_throttled",
+            action: Action::AdminSignInThrottled,
             target: Some(email.to_lowercase()),
             detail: serde_json::json!({}),
             ip,
@@ -185,9 +185,9 @@ pub async fn set_disabled(
             actor,
             workspace_id: None,
             action: if disabled {
-                "admin.disabled"
+                Action::AdminDisabled
             } else {
-                "admin.enabled"
+                Action::AdminEnabled
             },
             target: Some(model.email.clone()),
             detail: serde_json::json!({ "admin_id": model.id }),

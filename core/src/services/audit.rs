@@ -37,12 +37,85 @@ impl Actor {
     }
 }
 
+/// What happened, as the audit log names it (`area.event`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    AccessTokenRevoked,
+    ActivateUserCodeSurge,
+    AdminCreated,
+    AdminSignInThrottled,
+    AdminSignedIn,
+    AdminDisabled,
+    AdminEnabled,
+    ClientCreated,
+    ClientDeleted,
+    ClientSecretRegenerated,
+    ClientUpdated,
+    DeviceApproved,
+    DeviceDenied,
+    DeviceRedeemed,
+    DeviceRequested,
+    DeviceRevoked,
+    DeviceSimulated,
+    DeviceSlowDown,
+    GrantRevoked,
+    KeysRotated,
+    RefreshTokenReused,
+    RefreshTokenRotated,
+    UserCreated,
+    UserSignInThrottled,
+    UserUpdated,
+    UserDisabled,
+    UserEnabled,
+    UserPasswordSet,
+    WorkspaceCreated,
+    WorkspaceUpdated,
+}
+
+impl Action {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessTokenRevoked => "access_token.revoked",
+            Self::ActivateUserCodeSurge => "activate.user_code_surge",
+            Self::AdminCreated => "admin.created",
+            Self::AdminSignInThrottled => "admin.sign_in_throttled",
+            Self::AdminSignedIn => "admin.signed_in",
+            Self::AdminDisabled => "admin.disabled",
+            Self::AdminEnabled => "admin.enabled",
+            Self::ClientCreated => "client.created",
+            Self::ClientDeleted => "client.deleted",
+            Self::ClientSecretRegenerated => "client.secret_regenerated",
+            Self::ClientUpdated => "client.updated",
+            Self::DeviceApproved => "device.approved",
+            Self::DeviceDenied => "device.denied",
+            Self::DeviceRedeemed => "device.redeemed",
+            Self::DeviceRequested => "device.requested",
+            Self::DeviceRevoked => "device.revoked",
+            Self::DeviceSimulated => "device.simulated",
+            Self::DeviceSlowDown => "device.slow_down",
+            Self::GrantRevoked => "grant.revoked",
+            Self::KeysRotated => "keys.rotated",
+            Self::RefreshTokenReused => "refresh_token.reused",
+            Self::RefreshTokenRotated => "refresh_token.rotated",
+            Self::UserCreated => "user.created",
+            Self::UserSignInThrottled => "user.sign_in_throttled",
+            Self::UserUpdated => "user.updated",
+            Self::UserDisabled => "user.disabled",
+            Self::UserEnabled => "user.enabled",
+            Self::UserPasswordSet => "user.password_set",
+            Self::WorkspaceCreated => "workspace.created",
+            Self::WorkspaceUpdated => "workspace.updated",
+        }
+    }
+}
+
 /// One event to record.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
     pub actor: &'a Actor,
     pub workspace_id: Option<Uuid>,
-    pub action: &'a str,
+    pub action: Action,
     pub target: Option<String>,
     pub detail: Value,
     pub ip: Option<String>,
@@ -56,7 +129,7 @@ pub async fn record(db: &impl ConnectionTrait, event: Event<'_>) -> Result<(), E
         at: Set(crate::now()),
         actor: Set(event.actor.label()),
         workspace_id: Set(event.workspace_id),
-        action: Set(event.action.to_owned()),
+        action: Set(event.action.as_str().to_owned()),
         target: Set(event.target),
         detail: Set(event.detail.to_string()),
         ip: Set(event.ip),

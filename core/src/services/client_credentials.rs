@@ -3,8 +3,9 @@
 
 use crate::Core;
 use crate::entities::{client, workspace};
-use crate::oauth::{ErrorCode, OAuthError};
-use crate::services::device_grants::grantable_scopes;
+use crate::error::Error;
+use crate::oauth::Refusal;
+use crate::services::scopes;
 use crate::services::tokens::{self, Issued};
 use crate::services::workspaces::Settings;
 
@@ -16,20 +17,18 @@ const USER_ONLY_SCOPES: [&str; 2] = ["openid", "offline_access"];
 /// `offline_access`.
 ///
 /// # Errors
-/// `unauthorized_client` for a public client; `invalid_scope` for scopes not enabled for it.
+/// [`Refusal::ConfidentialClientRequired`] for a public client; a scope refusal for scopes not
+/// enabled for it.
 pub async fn issue(
     core: &Core,
     workspace: &workspace::Model,
     client: &client::Model,
     requested_scope: Option<&str>,
-) -> Result<Issued, OAuthError> {
+) -> Result<Issued, Error> {
     if client.public {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "client_credentials needs a confidential client",
-        ));
+        return Err(Refusal::ConfidentialClientRequired.into());
     }
-    let mut scopes = grantable_scopes(client, requested_scope)?;
+    let mut scopes = scopes::grantable(client, requested_scope)?;
     for scope in USER_ONLY_SCOPES {
         scopes.remove(scope);
     }
@@ -39,7 +38,5 @@ pub async fn issue(
         .current(&core.db, &core.keyring, workspace.id)
         .await?;
     let issuer = tokens::issuer(&core.settings.server.public_url, &workspace.slug);
-    Ok(tokens::issue_for_client(
-        &key, &issuer, &settings, client, &scopes,
-    )?)
+    tokens::issue_for_client(&key, &issuer, &settings, client, &scopes)
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::crypto::{self, Keyring, SecretKind};
 use crate::entities::{client, workspace};
 use crate::error::Error;
-use crate::services::audit::{self, Actor};
+use crate::services::audit::{self, Action, Actor};
 use crate::types::{
     Access, ClientId, DisplayName, Grant, GrantSet, Proximity, RedirectUri, ScopeSet,
 };
@@ -128,7 +128,7 @@ pub async fn create(
         audit::Event {
             actor,
             workspace_id: Some(workspace.id),
-            action: "client.created",
+            action: Action::ClientCreated,
             target: Some(model.client_id.clone()),
             detail: serde_json::json!({
                 "name": model.name,
@@ -219,13 +219,14 @@ impl Credentials {
 /// same path and get the same answer.
 ///
 /// # Errors
-/// `invalid_client` for any failure to authenticate.
+/// [`Refusal::ClientAuthenticationFailed`] for any failure to authenticate, but
+/// [`Refusal::ClientSecretRequired`] for a confidential client that sent no secret.
 pub async fn authenticate(
     core: &crate::Core,
     workspace_id: Uuid,
     credentials: &Credentials,
-) -> Result<std::sync::Arc<client::Model>, crate::oauth::OAuthError> {
-    use crate::oauth::OAuthError;
+) -> Result<std::sync::Arc<client::Model>, Error> {
+    use crate::oauth::Refusal;
     let keyring = &core.keyring;
     let found = core
         .records
@@ -241,21 +242,17 @@ pub async fn authenticate(
             if ok {
                 Ok(c)
             } else {
-                Err(OAuthError::invalid_client("client authentication failed"))
+                Err(Refusal::ClientAuthenticationFailed.into())
             }
         }
         (Credentials::Secret { secret, .. }, None) => {
             // Same work as a real check.
             let _ = keyring.verify_secret(SecretKind::ClientSecret, secret, "");
-            Err(OAuthError::invalid_client("client authentication failed"))
+            Err(Refusal::ClientAuthenticationFailed.into())
         }
         (Credentials::None { .. }, Some(c)) if c.public => Ok(c),
-        (Credentials::None { .. }, Some(_)) => Err(OAuthError::invalid_client(
-            "this client is confidential: authenticate with its secret (client_secret_basic or client_secret_post)",
-        )),
-        (Credentials::None { .. }, None) => {
-            Err(OAuthError::invalid_client("client authentication failed"))
-        }
+        (Credentials::None { .. }, Some(_)) => Err(Refusal::ClientSecretRequired.into()),
+        (Credentials::None { .. }, None) => Err(Refusal::ClientAuthenticationFailed.into()),
     }
 }
 
@@ -335,7 +332,7 @@ pub async fn update(
         audit::Event {
             actor,
             workspace_id: Some(workspace.id),
-            action: "client.updated",
+            action: Action::ClientUpdated,
             target: Some(model.client_id.clone()),
             detail: serde_json::json!({
                 "name": model.name,
@@ -386,7 +383,7 @@ pub async fn regenerate_secret(
         audit::Event {
             actor,
             workspace_id: Some(workspace.id),
-            action: "client.secret_regenerated",
+            action: Action::ClientSecretRegenerated,
             target: Some(model.client_id.clone()),
             detail: serde_json::json!({}),
             ip: None,
@@ -416,7 +413,7 @@ pub async fn delete(
         audit::Event {
             actor,
             workspace_id: Some(workspace.id),
-            action: "client.deleted",
+            action: Action::ClientDeleted,
             target: Some(current.client_id.clone()),
             detail: serde_json::json!({ "name": current.name }),
             ip: None,

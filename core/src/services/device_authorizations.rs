@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::Core;
 use crate::entities::{audit_event, client, device_grant, grant, user};
 use crate::error::Error;
-use crate::services::audit::{self, Actor};
+use crate::services::audit::{self, Action, Actor};
 use crate::services::device_grants::Status;
 use crate::services::{Page, fetch_page, grants, user_grants};
 
@@ -171,7 +171,7 @@ pub async fn get_in_workspace(
     with_parties(db, vec![device])
         .await?
         .pop()
-        .ok_or_else(|| Error::Internal("a joined row vanished".into()))
+        .ok_or_else(|| Error::internal("a joined row vanished"))
 }
 
 /// The audit events about one request (and the grant that shares its id), oldest first.
@@ -242,7 +242,7 @@ pub async fn revoke(
             audit::Event {
                 actor,
                 workspace_id: Some(workspace_id),
-                action: "device.revoked",
+                action: Action::DeviceRevoked,
                 target: Some(id.to_string()),
                 detail: serde_json::json!({
                     "was": before.device.status,

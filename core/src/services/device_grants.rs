@@ -15,7 +15,7 @@ use crate::entities::{client, device_grant, user, workspace};
 use crate::error::Error;
 use crate::metrics::{GrantEvent, PollAnswer};
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::services::audit::{self, Actor};
+use crate::services::audit::{self, Action, Actor};
 use crate::services::pending_polls::{self, Known, Rate};
 use crate::services::tokens::{self, Issued};
 use crate::services::workspaces::Settings;
@@ -162,7 +162,7 @@ pub async fn start(
                     audit::Event {
                         actor: &Actor::Client(client.client_id.clone()),
                         workspace_id: Some(workspace.id),
-                        action: "device.requested",
+                        action: Action::DeviceRequested,
                         target: Some(grant.id.to_string()),
                         detail: serde_json::json!({ "scopes": grant.scopes, "user_agent": grant.user_agent }),
                         ip: grant.created_ip.clone(),
@@ -294,7 +294,7 @@ pub async fn user_code_surge(
         audit::Event {
             actor: &Actor::System,
             workspace_id: None,
-            action: "activate.user_code_surge",
+            action: Action::ActivateUserCodeSurge,
             target: None,
             detail: serde_json::json!({
                 "failures": failures,
@@ -339,8 +339,8 @@ pub async fn decide(
     let txn = core.db.begin().await?;
     let now = crate::now();
     let (status, action) = match decision {
-        Decision::Approve => (Status::Approved, "device.approved"),
-        Decision::Deny => (Status::Denied, "device.denied"),
+        Decision::Approve => (Status::Approved, Action::DeviceApproved),
+        Decision::Deny => (Status::Denied, Action::DeviceDenied),
     };
     let changed = device_grant::Entity::update_many()
         .col_expr(device_grant::Column::Status, Expr::value(status.as_str()))
@@ -359,7 +359,7 @@ pub async fn decide(
     }
     let grant = find(&txn, grant_id)
         .await?
-        .ok_or_else(|| Error::Internal("decided grant vanished".into()))?;
+        .ok_or_else(|| Error::internal("decided grant vanished"))?;
     if decision == Decision::Approve {
         consents::record(
             &txn,
@@ -439,7 +439,7 @@ async fn answer_poll(
         .filter(|g| g.workspace_id == workspace.id && g.client_id == client.id)
         .ok_or_else(|| OAuthError::invalid_grant("unknown device_code"))?;
     let status = Status::parse(&grant.status).ok_or_else(|| {
-        Error::Internal(format!("grant {} has status {:?}", grant.id, grant.status))
+        Error::internal(format!("grant {} has status {:?}", grant.id, grant.status))
     })?;
     let rate = core.polls.polled(&grant, status == Status::Pending, epoch);
     match status {
@@ -509,7 +509,7 @@ async fn answer_pending(
             audit::Event {
                 actor: &Actor::Client(client.client_id.clone()),
                 workspace_id: Some(workspace.id),
-                action: "device.slow_down",
+                action: Action::DeviceSlowDown,
                 target: Some(known.grant.to_string()),
                 detail: serde_json::json!({ "slow_downs": count, "interval": interval }),
                 ip: None,
@@ -570,7 +570,7 @@ async fn redeem(
     }
     let user_id = grant
         .user_id
-        .ok_or_else(|| Error::Internal("approved grant has no user".into()))?;
+        .ok_or_else(|| Error::internal("approved grant has no user"))?;
     let user = users::find_by_id(&txn, user_id)
         .await?
         .filter(|u| !u.disabled)
@@ -599,7 +599,7 @@ async fn redeem(
         audit::Event {
             actor: &Actor::Client(client.client_id.clone()),
             workspace_id: Some(workspace.id),
-            action: "device.redeemed",
+            action: Action::DeviceRedeemed,
             target: Some(grant.id.to_string()),
             detail: serde_json::json!({ "polls": seen.polls, "slow_downs": seen.slow_downs.max(grant.slow_downs), "refresh_token": issued.refresh_token.is_some() }),
             ip: None,

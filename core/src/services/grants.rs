@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::entities::{device_grant, grant, refresh_token};
 use crate::error::Error;
-use crate::services::audit::{self, Actor};
+use crate::services::audit::{self, Action, Actor};
 use crate::services::workspaces::Settings;
 
 /// Why a grant was revoked (kept on the row and in the audit log).
@@ -47,7 +47,7 @@ pub async fn create_for_device(
     now: i64,
 ) -> Result<grant::Model, Error> {
     let user_id = device.user_id.ok_or_else(|| {
-        Error::Internal(format!("approved device grant {} has no user", device.id))
+        Error::internal(format!("approved device grant {} has no user", device.id))
     })?;
     Ok(grant::ActiveModel {
         id: Set(device.id),
@@ -124,7 +124,7 @@ pub async fn revoke(
             audit::Event {
                 actor,
                 workspace_id: Some(grant.workspace_id),
-                action: "grant.revoked",
+                action: Action::GrantRevoked,
                 target: Some(grant.id.to_string()),
                 detail: serde_json::json!({
                     "reason": reason.as_str(),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::Core;
 use crate::entities::{client, workspace};
 use crate::error::Error;
-use crate::oauth::{OAuthError, TokenType};
+use crate::oauth::{Refusal, TokenType};
 use crate::services::{access_tokens, refresh, tokens};
 
 /// The introspection response: only `active: false` for anything not active (RFC 7662 §2.2).
@@ -40,18 +40,16 @@ pub struct Introspection {
 /// Revoked, expired, malformed and other workspaces' tokens are inactive.
 ///
 /// # Errors
-/// `invalid_client` for a public caller; `server_error` on a database failure.
+/// [`Refusal::IntrospectionNeedsConfidentialClient`] for a public caller; database failures.
 pub async fn introspect(
     core: &Core,
     workspace: &workspace::Model,
     caller: &client::Model,
     token: &str,
     hint: Option<&str>,
-) -> Result<Introspection, OAuthError> {
+) -> Result<Introspection, Error> {
     if caller.public {
-        return Err(OAuthError::invalid_client(
-            "only confidential clients (resource servers with a client secret) may introspect tokens",
-        ));
+        return Err(Refusal::IntrospectionNeedsConfidentialClient.into());
     }
     for kind in TokenType::lookup_order(hint) {
         if let Some(found) = lookup(core, workspace, token, kind).await? {

@@ -18,7 +18,7 @@ use crate::cache::TtlCache;
 use crate::crypto::{self, Keyring};
 use crate::entities::{signing_key, workspace};
 use crate::error::Error;
-use crate::services::audit::{self, Actor};
+use crate::services::audit::{self, Action, Actor};
 use crate::services::workspaces::Settings;
 
 /// A usable private key.
@@ -125,7 +125,7 @@ impl Verifiers {
             .iter()
             .map(|m| {
                 let key = DecodingKey::from_jwk(&parse_jwk(m)?).map_err(|e| {
-                    Error::Internal(format!("stored JWK {} is unusable: {e}", m.kid))
+                    Error::internal_from(format!("stored JWK {} is unusable", m.kid), e)
                 })?;
                 Ok((m.kid.clone(), key))
             })
@@ -155,16 +155,17 @@ pub async fn create(
             .map(|der| der.as_ref().to_vec())
     })
     .await
-    .map_err(|e| Error::Internal(format!("key generation task failed: {e}")))?
-    .map_err(|_| Error::Internal("RSA key generation failed".into()))?;
+    .map_err(|e| Error::internal_from("key generation task failed", e))?
+    .map_err(|e| Error::internal_from("RSA key generation failed", e))?;
     let kid = URL_SAFE_NO_PAD.encode(crypto::random_bytes::<12>());
     let encoding = encoding_key(&pkcs8)?;
     let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256)
-        .map_err(|e| Error::Internal(format!("cannot derive the public JWK: {e}")))?;
+        .map_err(|e| Error::internal_from("cannot derive the public JWK", e))?;
     jwk.common.key_id = Some(kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     jwk.common.key_algorithm = Some(KeyAlgorithm::RS256);
-    let public_jwk = serde_json::to_string(&jwk).map_err(|e| Error::Internal(e.to_string()))?;
+    let public_jwk = serde_json::to_string(&jwk)
+        .map_err(|e| Error::internal_from("cannot encode the public JWK", e))?;
     let sealed = keyring.seal(&pkcs8, kid.as_bytes())?;
     let now = crate::now();
     // The previous current key retires now; it stays published while its tokens live.
@@ -224,7 +225,7 @@ pub async fn rotate(
         audit::Event {
             actor,
             workspace_id: Some(workspace.id),
-            action: "keys.rotated",
+            action: Action::KeysRotated,
             target: Some(key.kid.clone()),
             detail: serde_json::json!({ "retired": retired }),
             ip: None,
@@ -249,7 +250,7 @@ pub async fn current(
         .order_by_desc(signing_key::Column::CreatedAt)
         .one(db)
         .await?
-        .ok_or_else(|| Error::Internal(format!("workspace {workspace_id} has no signing key")))?;
+        .ok_or_else(|| Error::internal(format!("workspace {workspace_id} has no signing key")))?;
     unseal(keyring, &model)
 }
 
@@ -297,13 +298,13 @@ pub async fn jwks(
 
 fn parse_jwk(m: &signing_key::Model) -> Result<Jwk, Error> {
     serde_json::from_str::<Jwk>(&m.public_jwk)
-        .map_err(|e| Error::Internal(format!("stored JWK {} is corrupt: {e}", m.kid)))
+        .map_err(|e| Error::internal_from(format!("stored JWK {} is corrupt", m.kid), e))
 }
 
 fn unseal(keyring: &Keyring, model: &signing_key::Model) -> Result<SigningKey, Error> {
     let sealed = STANDARD
         .decode(&model.private_key_sealed)
-        .map_err(|_| Error::Internal(format!("signing key {} is corrupt", model.kid)))?;
+        .map_err(|e| Error::internal_from(format!("signing key {} is corrupt", model.kid), e))?;
     let pkcs8 = keyring.open(&sealed, model.kid.as_bytes())?;
     Ok(SigningKey {
         kid: model.kid.clone(),
@@ -317,5 +318,5 @@ fn encoding_key(pkcs8: &[u8]) -> Result<EncodingKey, Error> {
         STANDARD.encode(pkcs8)
     );
     EncodingKey::from_rsa_pem(pem.as_bytes())
-        .map_err(|e| Error::Internal(format!("cannot load signing key: {e}")))
+        .map_err(|e| Error::internal_from("cannot load signing key", e))
 }

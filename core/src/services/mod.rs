@@ -17,6 +17,7 @@ pub mod keys;
 pub mod pending_polls;
 pub mod refresh;
 pub mod revocation;
+pub mod scopes;
 pub mod simulator;
 pub mod tokens;
 pub mod user_grants;

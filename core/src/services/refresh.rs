@@ -20,8 +20,8 @@ use crate::Core;
 use crate::crypto::SecretKind;
 use crate::entities::{client, grant, refresh_token, user, workspace};
 use crate::error::Error;
-use crate::oauth::OAuthError;
-use crate::services::audit::{self, Actor};
+use crate::oauth::Refusal;
+use crate::services::audit::{self, Action, Actor};
 use crate::services::grants::{self, Reason};
 use crate::services::tokens::{self, Issued};
 use crate::services::users;
@@ -180,31 +180,26 @@ pub async fn refresh(
     presented: &str,
     requested_scope: Option<&str>,
     ip: Option<String>,
-) -> Result<Issued, OAuthError> {
-    let unknown = || OAuthError::invalid_grant("unknown refresh token");
+) -> Result<Issued, Error> {
     let (row, grant) = find(core, workspace.id, presented)
         .await?
         .filter(|(row, _)| row.client_id == client.id)
-        .ok_or_else(unknown)?;
+        .ok_or(Refusal::UnknownRefreshToken)?;
     let settings = Settings::from_model(workspace)?;
     let now = crate::now();
     match standing(&row, &grant, &settings, now) {
         Standing::Active => {}
-        Standing::Revoked => {
-            return Err(OAuthError::invalid_grant("this refresh token was revoked"));
-        }
+        Standing::Revoked => return Err(Refusal::RefreshTokenRevoked.into()),
         Standing::Used => {
             reused(core, client, &row, &grant, ip).await?;
-            return Err(OAuthError::invalid_grant(
-                "this refresh token was already used; every token of this authorization is now revoked",
-            ));
+            return Err(Refusal::RefreshTokenReused.into());
         }
-        Standing::Ended(why) => return Err(OAuthError::invalid_grant(why)),
+        Standing::Ended(why) => return Err(Refusal::RefreshTokenEnded(why).into()),
     }
     let user = users::find_by_id(&core.db, row.user_id)
         .await?
         .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists or is disabled"))?;
+        .ok_or(Refusal::UserGone)?;
     let scopes = narrowed(client, &row, requested_scope)?;
     // Everything that needs its own connection comes before the transaction takes one.
     let key = core
@@ -225,7 +220,7 @@ pub async fn refresh(
         .rows_affected
         == 1;
     if !live {
-        return Err(OAuthError::invalid_grant("this refresh token was revoked"));
+        return Err(Refusal::RefreshTokenRevoked.into());
     }
     // Exactly once: of all requests presenting this token, one flips it to used.
     let rotated = refresh_token::Entity::update_many()
@@ -239,9 +234,7 @@ pub async fn refresh(
         == 1;
     if !rotated {
         // Lost the race to a concurrent refresh: not a replay, the winner keeps its tokens.
-        return Err(OAuthError::invalid_grant(
-            "this refresh token was used by a concurrent request",
-        ));
+        return Err(Refusal::RefreshTokenRaced.into());
     }
     let issued = tokens::issue_for_user(
         &txn,
@@ -263,7 +256,7 @@ pub async fn refresh(
         audit::Event {
             actor: &Actor::Client(client.client_id.clone()),
             workspace_id: Some(workspace.id),
-            action: "refresh_token.rotated",
+            action: Action::RefreshTokenRotated,
             target: Some(grant.id.to_string()),
             detail: serde_json::json!({ "replaced": row.id, "scope": issued.scope }),
             ip,
@@ -281,17 +274,14 @@ fn narrowed(
     client: &client::Model,
     row: &refresh_token::Model,
     requested: Option<&str>,
-) -> Result<ScopeSet, OAuthError> {
+) -> Result<ScopeSet, Refusal> {
     let granted = ScopeSet::from_stored(&row.scopes);
     let scopes = match requested.map(str::trim).filter(|s| !s.is_empty()) {
         Some(s) => {
-            let asked = ScopeSet::parse(s).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+            let asked = ScopeSet::parse(s).map_err(|e| Refusal::ScopeMalformed(e.to_string()))?;
             let extra = asked.difference(&granted);
             if !extra.is_empty() {
-                return Err(OAuthError::invalid_scope(format!(
-                    "a refresh may narrow the scope, never widen it; not granted: {}",
-                    extra.join(" ")
-                )));
+                return Err(Refusal::ScopeWidened(extra));
             }
             asked
         }
@@ -316,7 +306,7 @@ async fn reused(
         audit::Event {
             actor: &actor,
             workspace_id: Some(grant.workspace_id),
-            action: "refresh_token.reused",
+            action: Action::RefreshTokenReused,
             target: Some(grant.id.to_string()),
             detail: serde_json::json!({ "token": row.id, "used_at": row.used_at }),
             ip,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::Core;
 use crate::entities::{client, workspace};
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::services::audit::{self, Actor};
+use crate::services::audit::{self, Action, Actor};
 use crate::services::device_grants::{self, Origin, Started};
 use crate::types::UserCode;
 
@@ -39,7 +39,7 @@ pub async fn start(
         audit::Event {
             actor,
             workspace_id: Some(workspace.id),
-            action: "device.simulated",
+            action: Action::DeviceSimulated,
             target: Some(started.grant.id.to_string()),
             detail: serde_json::json!({ "client": client.client_id }),
             ip,
@@ -104,7 +104,7 @@ pub async fn progress(
             ErrorCode::ExpiredToken => Progress::Expired,
             ErrorCode::AuthorizationPending | ErrorCode::SlowDown => Progress::Pending,
             ErrorCode::InvalidGrant => Progress::Redeemed,
-            _ => return Err(crate::Error::Internal(e.description)),
+            _ => return Err(crate::Error::internal(e.description)),
         }),
     }
 }

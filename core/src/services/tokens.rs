@@ -225,5 +225,5 @@ fn sign<T: Serialize>(key: &SigningKey, typ: &str, claims: &T) -> Result<String,
     header.kid = Some(key.kid.clone());
     header.typ = Some(typ.to_owned());
     jsonwebtoken::encode(&header, claims, &key.encoding)
-        .map_err(|e| Error::Internal(format!("signing failed: {e}")))
+        .map_err(|e| Error::internal_from("signing failed", e))
 }

@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use crate::Core;
 use crate::entities::workspace;
-use crate::oauth::{ErrorCode, OAuthError};
+use crate::error::Error;
+use crate::oauth::Refusal;
 use crate::services::access_tokens;
 use crate::types::ScopeSet;
 
@@ -26,32 +27,22 @@ pub struct UserInfo {
 /// record.
 ///
 /// # Errors
-/// `invalid_token` (RFC 6750 §3.1) for a token that is not active; `insufficient_scope` for
-/// one without `openid` (a `client_credentials` token never has it); `server_error` on a
-/// database failure.
+/// [`Refusal::TokenInactive`] (RFC 6750 §3.1 `invalid_token`) for a token that is not active;
+/// [`Refusal::UserinfoNeedsOpenid`] for one without `openid` (a `client_credentials` token
+/// never has it); database failures.
 pub async fn userinfo(
     core: &Core,
     workspace: &workspace::Model,
     token: &str,
-) -> Result<UserInfo, OAuthError> {
+) -> Result<UserInfo, Error> {
     let active = access_tokens::validate(core, workspace, token)
         .await?
-        .ok_or_else(|| {
-            OAuthError::new(
-                ErrorCode::InvalidToken,
-                "the access token is malformed, expired, revoked or not of this workspace",
-            )
-        })?;
+        .ok_or(Refusal::TokenInactive)?;
     let scopes = ScopeSet::from_stored(&active.claims.scope);
     let user = active
         .user
         .filter(|_| scopes.contains("openid"))
-        .ok_or_else(|| {
-            OAuthError::new(
-                ErrorCode::InsufficientScope,
-                "userinfo needs an access token with the openid scope",
-            )
-        })?;
+        .ok_or(Refusal::UserinfoNeedsOpenid)?;
     Ok(UserInfo {
         sub: user.id.to_string(),
         name: user.name.filter(|_| scopes.contains("profile")),

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::entities::{user, workspace};
 use crate::error::Error;
-use crate::services::audit::{self, Actor};
+use crate::services::audit::{self, Action, Actor};
 use crate::services::{Page, contains_pattern, fetch_page};
 use crate::types::{DisplayName, Email, Username};
 
@@ -69,7 +69,7 @@ pub async fn create(
         audit::Event {
             actor,
             workspace_id: Some(workspace.id),
-            action: "user.created",
+            action: Action::UserCreated,
             target: Some(model.username.clone()),
             detail: serde_json::json!({ "user_id": model.id }),
             ip: None,
@@ -139,7 +139,7 @@ pub async fn sign_in_throttled(
         audit::Event {
             actor: &Actor::System,
             workspace_id: Some(workspace_id),
-            action: "user.sign_in_throttled",
+            action: Action::UserSignInThrottled,
             target: Some(username.to_lowercase()),
             detail: serde_json::json!({}),
             ip,
@@ -237,12 +237,12 @@ pub enum Change {
 }
 
 impl Change {
-    fn action(&self) -> &'static str {
+    fn action(&self) -> Action {
         match self {
-            Self::Profile { .. } => "user.updated",
-            Self::Disabled(true) => "user.disabled",
-            Self::Disabled(false) => "user.enabled",
-            Self::PasswordHash(_) => "user.password_set",
+            Self::Profile { .. } => Action::UserUpdated,
+            Self::Disabled(true) => Action::UserDisabled,
+            Self::Disabled(false) => Action::UserEnabled,
+            Self::PasswordHash(_) => Action::UserPasswordSet,
         }
     }
 }

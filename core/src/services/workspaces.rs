@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::crypto::Keyring;
 use crate::entities::workspace;
 use crate::error::Error;
-use crate::services::audit::{self, Actor};
+use crate::services::audit::{self, Action, Actor};
 use crate::services::keys;
 use crate::types::{CodeCharset, CodeLength, DisplayName, Seconds, Slug};
 
@@ -171,7 +171,7 @@ impl Settings {
     /// `Internal` when a stored value is out of range.
     pub fn from_model(m: &workspace::Model) -> Result<Self, Error> {
         let corrupt = |e: Error| {
-            Error::Internal(format!("workspace {}: stored setting invalid: {e}", m.slug))
+            Error::internal_from(format!("workspace {}: stored setting invalid", m.slug), e)
         };
         Ok(Self {
             name: DisplayName::parse("name", &m.name).map_err(corrupt)?,
@@ -249,7 +249,7 @@ pub async fn create(
         audit::Event {
             actor,
             workspace_id: Some(model.id),
-            action: "workspace.created",
+            action: Action::WorkspaceCreated,
             target: Some(model.slug.clone()),
             detail: serde_json::json!({ "name": model.name }),
             ip: None,
@@ -279,7 +279,7 @@ pub async fn update(
         audit::Event {
             actor,
             workspace_id: Some(model.id),
-            action: "workspace.updated",
+            action: Action::WorkspaceUpdated,
             target: Some(model.slug.clone()),
             detail: settings_json(&model),
             ip: None,

@@ -51,7 +51,7 @@ pub enum Throttled {
 
 impl From<vestibule_core::Error> for ActivateError {
     fn from(e: vestibule_core::Error) -> Self {
-        Self::Internal(e.to_string())
+        Self::Internal(e.report().to_string())
     }
 }
 
