@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use sea_orm::ConnectionTrait;
 
-use crate::entities::{client, workspace};
 use crate::error::Error;
+use crate::records::{Client, Workspace};
 use crate::services::{clients, workspaces};
 
 /// How long a cached record is trusted (SPEC §1: changes take effect within 5 seconds).
@@ -72,8 +72,8 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 /// The records the protocol endpoints read on every request.
 #[derive(Debug)]
 pub struct Records {
-    workspaces: TtlCache<String, Option<Arc<workspace::Model>>>,
-    clients: TtlCache<String, Option<Arc<client::Model>>>,
+    workspaces: TtlCache<String, Option<Arc<Workspace>>>,
+    clients: TtlCache<String, Option<Arc<Client>>>,
 }
 
 impl Default for Records {
@@ -86,24 +86,29 @@ impl Default for Records {
 }
 
 impl Records {
-    /// The workspace with this slug (absence is cached too, so unknown slugs cost no query).
+    /// The workspace with this slug, its settings parsed (absence is cached too, so unknown
+    /// slugs cost no query).
     ///
     /// # Errors
-    /// On a database failure.
+    /// On a database failure, or a row with a setting out of range.
     pub async fn workspace(
         &self,
         db: &impl ConnectionTrait,
         slug: &str,
-    ) -> Result<Option<Arc<workspace::Model>>, Error> {
+    ) -> Result<Option<Arc<Workspace>>, Error> {
         if let Some(hit) = self.workspaces.get(slug) {
             return Ok(hit);
         }
-        let found = workspaces::find(db, slug).await?.map(Arc::new);
+        let found = workspaces::find(db, slug)
+            .await?
+            .map(Workspace::parse)
+            .transpose()?
+            .map(Arc::new);
         self.workspaces.insert(slug.to_owned(), found.clone());
         Ok(found)
     }
 
-    /// The client with this client_id.
+    /// The client with this client_id, its grants and scopes parsed.
     ///
     /// # Errors
     /// On a database failure.
@@ -111,11 +116,13 @@ impl Records {
         &self,
         db: &impl ConnectionTrait,
         client_id: &str,
-    ) -> Result<Option<Arc<client::Model>>, Error> {
+    ) -> Result<Option<Arc<Client>>, Error> {
         if let Some(hit) = self.clients.get(client_id) {
             return Ok(hit);
         }
-        let found = clients::find(db, client_id).await?.map(Arc::new);
+        let found = clients::find(db, client_id)
+            .await?
+            .map(|c| Arc::new(Client::parse(c)));
         self.clients.insert(client_id.to_owned(), found.clone());
         Ok(found)
     }

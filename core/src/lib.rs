@@ -9,6 +9,7 @@ pub mod error;
 pub mod metrics;
 pub mod net;
 pub mod oauth;
+pub mod records;
 pub mod services;
 pub mod templates;
 pub mod throttle;

@@ -9,18 +9,18 @@ use sea_orm::{ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter a
 use uuid::Uuid;
 
 use crate::Core;
-use crate::entities::{client, revoked_access_token, user, workspace};
+use crate::entities::{revoked_access_token, user};
 use crate::error::Error;
+use crate::records::{Client, Workspace};
 use crate::services::audit::{self, Action, Actor};
 use crate::services::tokens::{self, AccessClaims};
-use crate::services::workspaces::Settings;
 use crate::services::{grants, users};
 
 /// An access token that is valid right now.
 #[derive(Debug, Clone)]
 pub struct ActiveAccessToken {
     pub claims: AccessClaims,
-    pub client: Arc<client::Model>,
+    pub client: Arc<crate::records::Client>,
     /// The user the token acts for; `None` for a `client_credentials` token.
     pub user: Option<user::Model>,
 }
@@ -35,7 +35,7 @@ pub struct ActiveAccessToken {
 /// Only on a database failure or a corrupt stored key: a bad token is `Ok(None)`.
 pub async fn validate(
     core: &Core,
-    workspace: &workspace::Model,
+    workspace: &Workspace,
     token: &str,
 ) -> Result<Option<ActiveAccessToken>, Error> {
     let Some(claims) = verify_signature(core, workspace, token).await? else {
@@ -82,7 +82,7 @@ pub async fn validate(
 /// The claims of a well-formed token signed by a published key of the workspace.
 async fn verify_signature(
     core: &Core,
-    workspace: &workspace::Model,
+    workspace: &Workspace,
     token: &str,
 ) -> Result<Option<AccessClaims>, Error> {
     let Ok(header) = jsonwebtoken::decode_header(token) else {
@@ -121,17 +121,16 @@ async fn verify_signature(
 /// The enabled user a live grant of this client belongs to, if the token's `sub` is that user.
 async fn user_of_grant(
     core: &Core,
-    workspace: &workspace::Model,
-    client: &client::Model,
+    workspace: &Workspace,
+    client: &Client,
     gid: Uuid,
     claims: &AccessClaims,
     now: i64,
 ) -> Result<Option<user::Model>, Error> {
-    let settings = Settings::from_model(workspace)?;
     let Some(grant) = grants::find(&core.db, gid)
         .await?
         .filter(|g| g.workspace_id == workspace.id && g.client_id == client.id)
-        .filter(|g| grants::is_live(g, &settings, now))
+        .filter(|g| grants::is_live(g, &workspace.settings, now))
     else {
         return Ok(None);
     };

@@ -2,12 +2,11 @@
 //! for itself, to call APIs on its own behalf.
 
 use crate::Core;
-use crate::entities::{client, workspace};
 use crate::error::Error;
 use crate::oauth::Refusal;
+use crate::records::{Client, Workspace};
 use crate::services::scopes;
 use crate::services::tokens::{self, Issued};
-use crate::services::workspaces::Settings;
 
 /// Scopes that only make sense for a user, never granted to a client acting for itself.
 const USER_ONLY_SCOPES: [&str; 2] = ["openid", "offline_access"];
@@ -21,8 +20,8 @@ const USER_ONLY_SCOPES: [&str; 2] = ["openid", "offline_access"];
 /// enabled for it.
 pub async fn issue(
     core: &Core,
-    workspace: &workspace::Model,
-    client: &client::Model,
+    workspace: &Workspace,
+    client: &Client,
     requested_scope: Option<&str>,
 ) -> Result<Issued, Error> {
     if client.public {
@@ -32,11 +31,10 @@ pub async fn issue(
     for scope in USER_ONLY_SCOPES {
         scopes.remove(scope);
     }
-    let settings = Settings::from_model(workspace)?;
     let key = core
         .keys
         .current(&core.db, &core.keyring, workspace.id)
         .await?;
     let issuer = tokens::issuer(&core.settings.server.public_url, &workspace.slug);
-    tokens::issue_for_client(&key, &issuer, &settings, client, &scopes)
+    tokens::issue_for_client(&key, &issuer, &workspace.settings, client, &scopes)
 }

@@ -225,7 +225,7 @@ pub async fn authenticate(
     core: &crate::Core,
     workspace_id: Uuid,
     credentials: &Credentials,
-) -> Result<std::sync::Arc<client::Model>, Error> {
+) -> Result<std::sync::Arc<crate::records::Client>, Error> {
     use crate::oauth::Refusal;
     let keyring = &core.keyring;
     let found = core

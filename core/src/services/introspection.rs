@@ -4,9 +4,10 @@
 use serde::Serialize;
 
 use crate::Core;
-use crate::entities::{client, workspace};
+use crate::entities::client;
 use crate::error::Error;
 use crate::oauth::{Refusal, TokenType};
+use crate::records::Workspace;
 use crate::services::{access_tokens, refresh, tokens};
 
 /// The introspection response: only `active: false` for anything not active (RFC 7662 §2.2).
@@ -43,7 +44,7 @@ pub struct Introspection {
 /// [`Refusal::IntrospectionNeedsConfidentialClient`] for a public caller; database failures.
 pub async fn introspect(
     core: &Core,
-    workspace: &workspace::Model,
+    workspace: &Workspace,
     caller: &client::Model,
     token: &str,
     hint: Option<&str>,
@@ -61,7 +62,7 @@ pub async fn introspect(
 
 async fn lookup(
     core: &Core,
-    workspace: &workspace::Model,
+    workspace: &Workspace,
     token: &str,
     kind: TokenType,
 ) -> Result<Option<Introspection>, Error> {

@@ -18,8 +18,8 @@ use crate::cache::TtlCache;
 use crate::crypto::{self, Keyring};
 use crate::entities::{signing_key, workspace};
 use crate::error::Error;
+use crate::records::Workspace;
 use crate::services::audit::{self, Action, Actor};
-use crate::services::workspaces::Settings;
 
 /// A usable private key.
 pub struct SigningKey {
@@ -88,7 +88,7 @@ impl KeyCache {
     pub async fn verifiers(
         &self,
         db: &impl ConnectionTrait,
-        workspace: &workspace::Model,
+        workspace: &Workspace,
         kid: &str,
     ) -> Result<Arc<Verifiers>, Error> {
         if let Some(cached) = self.verifiers.get(&workspace.id)
@@ -263,9 +263,9 @@ pub async fn current(
 /// On a database failure, or a workspace row with invalid settings.
 pub async fn published(
     db: &impl ConnectionTrait,
-    workspace: &workspace::Model,
+    workspace: &Workspace,
 ) -> Result<Vec<signing_key::Model>, Error> {
-    let settings = Settings::from_model(workspace)?;
+    let settings = &workspace.settings;
     let lifetime = std::cmp::max(settings.access_token_ttl.get(), settings.id_token_ttl.get())
         + RETIREMENT_SLACK;
     Ok(signing_key::Entity::find()
@@ -284,10 +284,7 @@ pub async fn published(
 ///
 /// # Errors
 /// On a database failure or a corrupt stored JWK.
-pub async fn jwks(
-    db: &impl ConnectionTrait,
-    workspace: &workspace::Model,
-) -> Result<JwkSet, Error> {
+pub async fn jwks(db: &impl ConnectionTrait, workspace: &Workspace) -> Result<JwkSet, Error> {
     let keys = published(db, workspace)
         .await?
         .iter()

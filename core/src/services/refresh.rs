@@ -21,6 +21,7 @@ use crate::crypto::SecretKind;
 use crate::entities::{client, grant, refresh_token, user, workspace};
 use crate::error::Error;
 use crate::oauth::Refusal;
+use crate::records::{Client, Workspace};
 use crate::services::audit::{self, Action, Actor};
 use crate::services::grants::{self, Reason};
 use crate::services::tokens::{self, Issued};
@@ -99,14 +100,13 @@ pub struct ActiveRefreshToken {
 /// On a database failure.
 pub async fn active(
     core: &Core,
-    workspace: &workspace::Model,
+    workspace: &Workspace,
     token: &str,
 ) -> Result<Option<ActiveRefreshToken>, Error> {
     let Some((row, grant)) = find(core, workspace.id, token).await? else {
         return Ok(None);
     };
-    let settings = Settings::from_model(workspace)?;
-    if standing(&row, &grant, &settings, crate::now()) != Standing::Active {
+    if standing(&row, &grant, &workspace.settings, crate::now()) != Standing::Active {
         return Ok(None);
     }
     let Some(user) = users::find_by_id(&core.db, row.user_id)
@@ -121,7 +121,7 @@ pub async fn active(
     else {
         return Ok(None);
     };
-    let ends_at = grants::ends_at(&grant, &settings)
+    let ends_at = grants::ends_at(&grant, &workspace.settings)
         .map_or(row.expires_at, |end| std::cmp::min(end, row.expires_at));
     Ok(Some(ActiveRefreshToken {
         token: row,
@@ -175,8 +175,8 @@ pub async fn revoke_family(
 /// `invalid_scope` for a widening `scope`.
 pub async fn refresh(
     core: &Core,
-    workspace: &workspace::Model,
-    client: &client::Model,
+    workspace: &Workspace,
+    client: &Client,
     presented: &str,
     requested_scope: Option<&str>,
     ip: Option<String>,
@@ -185,9 +185,9 @@ pub async fn refresh(
         .await?
         .filter(|(row, _)| row.client_id == client.id)
         .ok_or(Refusal::UnknownRefreshToken)?;
-    let settings = Settings::from_model(workspace)?;
+    let settings = &workspace.settings;
     let now = crate::now();
-    match standing(&row, &grant, &settings, now) {
+    match standing(&row, &grant, settings, now) {
         Standing::Active => {}
         Standing::Revoked => return Err(Refusal::RefreshTokenRevoked.into()),
         Standing::Used => {
@@ -242,7 +242,7 @@ pub async fn refresh(
         &key,
         &tokens::UserGrant {
             issuer: &issuer,
-            settings: &settings,
+            settings,
             client,
             user: &user,
             grant: &grant,
@@ -271,7 +271,7 @@ pub async fn refresh(
 /// which must have been granted; scopes an admin has since disabled for the client are
 /// dropped.
 fn narrowed(
-    client: &client::Model,
+    client: &Client,
     row: &refresh_token::Model,
     requested: Option<&str>,
 ) -> Result<ScopeSet, Refusal> {
@@ -287,7 +287,7 @@ fn narrowed(
         }
         None => granted,
     };
-    Ok(scopes.intersection(&ScopeSet::from_stored(&client.scopes)))
+    Ok(scopes.intersection(&client.scopes))
 }
 
 /// A replayed refresh token: revoke the family and say so in the audit log.

@@ -2,9 +2,9 @@
 //! clients' tokens are answered like successes and change nothing (RFC 7009 §2.2).
 
 use crate::Core;
-use crate::entities::{client, workspace};
 use crate::error::Error;
 use crate::oauth::TokenType;
+use crate::records::{Client, Workspace};
 use crate::services::access_tokens;
 use crate::services::audit::Actor;
 use crate::services::refresh;
@@ -17,8 +17,8 @@ use crate::services::refresh;
 /// On a database failure.
 pub async fn revoke(
     core: &Core,
-    workspace: &workspace::Model,
-    client: &client::Model,
+    workspace: &Workspace,
+    client: &Client,
     token: &str,
     hint: Option<&str>,
     ip: Option<String>,

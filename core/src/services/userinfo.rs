@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 use crate::Core;
-use crate::entities::workspace;
 use crate::error::Error;
 use crate::oauth::Refusal;
+use crate::records::Workspace;
 use crate::services::access_tokens;
 use crate::types::ScopeSet;
 
@@ -30,11 +30,7 @@ pub struct UserInfo {
 /// [`Refusal::TokenInactive`] (RFC 6750 §3.1 `invalid_token`) for a token that is not active;
 /// [`Refusal::UserinfoNeedsOpenid`] for one without `openid` (a `client_credentials` token
 /// never has it); database failures.
-pub async fn userinfo(
-    core: &Core,
-    workspace: &workspace::Model,
-    token: &str,
-) -> Result<UserInfo, Error> {
+pub async fn userinfo(core: &Core, workspace: &Workspace, token: &str) -> Result<UserInfo, Error> {
     let active = access_tokens::validate(core, workspace, token)
         .await?
         .ok_or(Refusal::TokenInactive)?;

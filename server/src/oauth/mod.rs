@@ -12,7 +12,7 @@ pub mod well_known;
 use actix_web::web;
 use std::sync::Arc;
 use vestibule_core::Core;
-use vestibule_core::entities::workspace;
+use vestibule_core::records::Workspace;
 
 use error::OAuthResponse;
 
@@ -60,7 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The workspace a `/w/{slug}` path names.
-async fn workspace(core: &Core, slug: &str) -> Result<Arc<workspace::Model>, OAuthResponse> {
+async fn workspace(core: &Core, slug: &str) -> Result<Arc<Workspace>, OAuthResponse> {
     core.records
         .workspace(&core.db, slug)
         .await?

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use vestibule_core::Core;
 use vestibule_core::oauth::{ErrorCode, OAuthError};
 use vestibule_core::services::{client_credentials, clients, device_grants, refresh};
-use vestibule_core::types::{Grant, GrantSet};
+use vestibule_core::types::Grant;
 
 use super::error::{OAuthResponse, no_store_json};
 use super::params::Params;
@@ -37,7 +37,7 @@ pub async fn token(
                 format!("grant_type {grant_type:?} is not supported by this endpoint"),
             )
         })?;
-    if !GrantSet::from_stored(&client.grants).contains(grant) {
+    if !client.grants.contains(grant) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             format!(
