@@ -3,11 +3,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use sea_orm::TransactionTrait as _;
 use serde::Serialize;
 use uuid::Uuid;
 use vestibule_core::Core;
-use vestibule_core::crypto::password;
 use vestibule_core::services::admins;
 use vestibule_core::types::{Email, Password};
 
@@ -81,13 +79,7 @@ pub async fn create(
         Email::parse(email).and_then(|e| Ok((e, Password::parse(fields.text("password"))?)));
     let created = match parsed {
         Ok((email, password)) => {
-            let hash = password::hash_blocking(password.expose().to_owned()).await?;
-            let txn = core.db.begin().await?;
-            let created = validated(admins::create(&txn, &signed_in.actor(), &email, hash).await)?;
-            if created.is_ok() {
-                txn.commit().await?;
-            }
-            created
+            validated(admins::create(&core, &signed_in.actor(), &email, &password).await)?
         }
         Err(e) => Err(e),
     };
@@ -112,14 +104,7 @@ pub async fn set_status(
         other => return Err(ConsoleError::BadForm(format!("status {other:?}"))),
     };
     let changed = validated(
-        admins::set_disabled(
-            &core.db,
-            &signed_in.actor(),
-            signed_in.admin.id,
-            *id,
-            disabled,
-        )
-        .await,
+        admins::set_disabled(&core, &signed_in.actor(), signed_in.admin.id, *id, disabled).await,
     )?;
     match changed {
         Ok(admin) => {

@@ -6,7 +6,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use sea_orm::TransactionTrait as _;
 use serde::{Deserialize, Serialize};
 use vestibule_core::Core;
 use vestibule_core::entities::{client, workspace};
@@ -224,21 +223,13 @@ pub async fn create(
                 device_networks: Vec::new(),
                 proximity: Proximity::default(),
             };
-            let txn = core.db.begin().await?;
-            let created = validated(
-                clients::create(&txn, &core.keyring, &signed_in.actor(), &ws, new).await,
-            )?;
-            if created.is_ok() {
-                txn.commit().await?;
-            }
-            created
+            validated(clients::create(&core, &signed_in.actor(), &ws, new).await)?
         }
         Err(e) => Err(e),
     };
     match created {
         Ok(created) => {
             let client_id = created.client.client_id;
-            core.records.forget_client(&client_id);
             if let Some(secret) = created.secret {
                 signed_in.session.set_secret(&OneTimeSecret {
                     client_id: client_id.clone(),
@@ -330,21 +321,12 @@ pub async fn update(
     let values = ClientValues::typed(&fields);
     let updated = match values.parse() {
         Ok(edit) => validated(
-            clients::update(
-                &core.db,
-                &core.keyring,
-                &signed_in.actor(),
-                &ws,
-                &client.client_id,
-                edit,
-            )
-            .await,
+            clients::update(&core, &signed_in.actor(), &ws, &client.client_id, edit).await,
         )?,
         Err(e) => Err(e),
     };
     match updated {
         Ok(updated) => {
-            core.records.forget_client(&client.client_id);
             if let Some(secret) = updated.secret {
                 signed_in.session.set_secret(&OneTimeSecret {
                     client_id: client.client_id.clone(),
@@ -374,18 +356,10 @@ pub async fn regenerate_secret(
     let ws = by_slug(&core, &path.slug).await?;
     let client = clients::get_in_workspace(&core.db, ws.id, &path.client_id).await?;
     let made = validated(
-        clients::regenerate_secret(
-            &core.db,
-            &core.keyring,
-            &signed_in.actor(),
-            &ws,
-            &client.client_id,
-        )
-        .await,
+        clients::regenerate_secret(&core, &signed_in.actor(), &ws, &client.client_id).await,
     )?;
     match made {
         Ok(secret) => {
-            core.records.forget_client(&client.client_id);
             signed_in.session.set_secret(&OneTimeSecret {
                 client_id: client.client_id.clone(),
                 secret,
@@ -460,8 +434,7 @@ pub async fn delete(
         )]);
         return delete_page(&signed_in, &ws, &client, StatusCode::BAD_REQUEST, errors);
     }
-    let deleted = clients::delete(&core.db, &signed_in.actor(), &ws, &client.client_id).await?;
-    core.records.forget_client(&deleted.client_id);
+    let deleted = clients::delete(&core, &signed_in.actor(), &ws, &client.client_id).await?;
     signed_in.done(
         &format!("Client {} deleted.", deleted.name),
         &list_path(&ws.slug),

@@ -41,12 +41,6 @@ impl From<vestibule_core::Error> for ConsoleError {
     }
 }
 
-impl From<sea_orm::DbErr> for ConsoleError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(format!("database error: {e}"))
-    }
-}
-
 impl From<vestibule_core::templates::RenderError> for ConsoleError {
     fn from(e: vestibule_core::templates::RenderError) -> Self {
         Self::Internal(e.to_string())

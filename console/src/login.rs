@@ -1,15 +1,14 @@
 //! `GET/POST /console/login` and `POST /console/logout`.
 //!
-//! Failed sign-ins are throttled per account and per client address, with counts every
-//! instance shares ([`vestibule_core::throttle::Limit`]); unknown emails cost the same time as
-//! known ones, and disabled admins fail like wrong passwords.
+//! The attempt itself is core's ([`attempts::admin_sign_in`]): failed sign-ins are throttled
+//! per account and per client address, with counts every instance shares; unknown emails cost
+//! the same time as known ones, and disabled admins fail like wrong passwords.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use vestibule_core::Core;
-use vestibule_core::services::admins;
-use vestibule_core::throttle::Limit;
+use vestibule_core::services::attempts::{self, SignIn};
 
 use crate::auth::{Chrome, SignedIn};
 use crate::error::ConsoleError;
@@ -49,35 +48,20 @@ pub async fn submit(
             Some("Enter your email address and your password."),
         );
     }
-    let limit = &core.sign_in_limit;
-    let account_key = format!("console:account:{}", email.to_lowercase());
     let address = client_address(&req, &core);
-    let address_key = format!(
-        "console:address:{}",
-        address.as_deref().unwrap_or("unknown")
-    );
-    let keys = [account_key.as_str(), address_key.as_str()];
-    if let Some(retry_after) = limit.blocked_for_any(&core.db, &keys).await? {
-        tracing::warn!(address = ?address, "/console: sign-in throttled");
-        core.counters
-            .throttled(vestibule_core::metrics::Throttled::SignIns);
-        return Err(ConsoleError::Throttled { retry_after });
-    }
-    let Some(admin) = admins::authenticate(&core.db, email, password).await? else {
-        if limit.fail_all(&core.db, &keys).await? {
-            admins::sign_in_throttled(&core.db, email, address).await?;
+    match attempts::admin_sign_in(&core, email, password, address).await? {
+        SignIn::Accepted(admin) => {
+            session.sign_in(admin.id, vestibule_core::now())?;
+            Ok(html::see_other(crate::WORKSPACES_PATH))
         }
-        return form(
+        SignIn::Rejected => form(
             &session,
             StatusCode::UNAUTHORIZED,
             email,
             Some("That email address and password do not match. Check them and try again."),
-        );
-    };
-    Limit::clear(&core.db, &account_key).await?;
-    session.sign_in(admin.id, vestibule_core::now())?;
-    admins::signed_in(&core.db, &admin, address).await?;
-    Ok(html::see_other(crate::WORKSPACES_PATH))
+        ),
+        SignIn::Throttled { retry_after } => Err(ConsoleError::Throttled { retry_after }),
+    }
 }
 
 pub async fn logout(

@@ -5,11 +5,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use sea_orm::TransactionTrait as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vestibule_core::Core;
-use vestibule_core::crypto::password;
 use vestibule_core::entities::{user, workspace};
 use vestibule_core::services::user_grants;
 use vestibule_core::services::users::{self, Change, NewUser};
@@ -193,19 +191,13 @@ pub async fn create(
     });
     let created = match parsed {
         Ok((username, email, name, password)) => {
-            let password_hash = password::hash_blocking(password.expose().to_owned()).await?;
             let new = NewUser {
                 username,
                 email,
                 name,
-                password_hash,
+                password,
             };
-            let txn = core.db.begin().await?;
-            let created = validated(users::create(&txn, &signed_in.actor(), &ws, new).await)?;
-            if created.is_ok() {
-                txn.commit().await?;
-            }
-            created
+            validated(users::create(&core, &signed_in.actor(), &ws, new).await)?
         }
         Err(e) => Err(e),
     };
@@ -344,7 +336,7 @@ async fn change(
     let user = users::get_in_workspace(&core.db, ws.id, path.id).await?;
     let result = match parsed {
         Ok(change) => {
-            validated(users::update(&core.db, &signed_in.actor(), &ws, user.id, change).await)?
+            validated(users::update(core, &signed_in.actor(), &ws, user.id, change).await)?
         }
         Err(e) => Err(e),
     };
@@ -393,12 +385,7 @@ pub async fn set_password(
     path: web::Path<UserPath>,
     CsrfForm(fields): CsrfForm,
 ) -> Result<HttpResponse, ConsoleError> {
-    let parsed = match Password::parse(fields.text("password")) {
-        Ok(p) => Ok(Change::PasswordHash(
-            password::hash_blocking(p.expose().to_owned()).await?,
-        )),
-        Err(e) => Err(e),
-    };
+    let parsed = Password::parse(fields.text("password")).map(Change::Password);
     change(&core, &signed_in, &path, &fields, parsed, "Password set.").await
 }
 

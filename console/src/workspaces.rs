@@ -3,7 +3,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use sea_orm::TransactionTrait as _;
 use serde::Serialize;
 use vestibule_core::Core;
 use vestibule_core::entities::workspace;
@@ -86,26 +85,15 @@ pub async fn create(
                 name: (!name.is_empty()).then(|| name.to_owned()),
                 ..Changes::default()
             };
-            let txn = core.db.begin().await?;
-            let created = validated(
-                workspaces::create(&txn, &core.keyring, &signed_in.actor(), &slug, &changes).await,
-            )?;
-            if created.is_ok() {
-                txn.commit().await?;
-            }
-            created
+            validated(workspaces::create(&core, &signed_in.actor(), &slug, &changes).await)?
         }
         Err(e) => Err(e),
     };
     match created {
-        Ok(ws) => {
-            // Its absence may be cached by the protocol endpoints.
-            core.records.forget_workspace(&ws.slug);
-            signed_in.done(
-                &format!("Workspace {} created.", ws.slug),
-                &settings_path(&ws.slug),
-            )
-        }
+        Ok(ws) => signed_in.done(
+            &format!("Workspace {} created.", ws.slug),
+            &settings_path(&ws.slug),
+        ),
         Err(e) => {
             let errors = errors_for(&e, &["slug", "name"]);
             list_page(
@@ -350,21 +338,12 @@ pub async fn update(
     let ws = by_slug(&core, &slug).await?;
     let updated = match changes(&fields) {
         Ok(changes) => {
-            let txn = core.db.begin().await?;
-            let updated =
-                validated(workspaces::update(&txn, &signed_in.actor(), &ws.slug, &changes).await)?;
-            if updated.is_ok() {
-                txn.commit().await?;
-            }
-            updated
+            validated(workspaces::update(&core, &signed_in.actor(), &ws.slug, &changes).await)?
         }
         Err(e) => Err(e),
     };
     match updated {
-        Ok(ws) => {
-            core.records.forget_workspace(&ws.slug);
-            signed_in.done("Settings saved.", &settings_path(&ws.slug))
-        }
+        Ok(ws) => signed_in.done("Settings saved.", &settings_path(&ws.slug)),
         Err(e) => settings_page(
             &core,
             &signed_in,

@@ -128,12 +128,12 @@ impl Records {
     }
 
     /// Call after changing a workspace in this process.
-    pub fn forget_workspace(&self, slug: &str) {
+    pub(crate) fn forget_workspace(&self, slug: &str) {
         self.workspaces.remove(&slug.to_owned());
     }
 
     /// Call after changing or deleting a client in this process.
-    pub fn forget_client(&self, client_id: &str) {
+    pub(crate) fn forget_client(&self, client_id: &str) {
         self.clients.remove(&client_id.to_owned());
     }
 }

@@ -56,6 +56,15 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
         .map_err(|e| Error::internal_from("database migration failed", e))
 }
 
+/// The names of the applied migrations, oldest first.
+///
+/// # Errors
+/// When the migrations table cannot be read.
+pub async fn applied_migrations(db: &DatabaseConnection) -> Result<Vec<String>, Error> {
+    let applied = Migrator::get_applied_migrations(db).await?;
+    Ok(applied.iter().map(|m| m.name().to_owned()).collect())
+}
+
 /// The file path inside a `sqlite:` URL, if it names a file.
 fn sqlite_file(url: &str) -> Option<&str> {
     let rest = url

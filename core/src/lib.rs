@@ -42,11 +42,11 @@ pub struct Core {
     pub records: Arc<cache::Records>,
     /// The budget of failed sign-ins (console and `/activate`, keys named per surface) per
     /// account and per client address, shared by every instance.
-    pub sign_in_limit: throttle::Limit,
+    pub(crate) sign_in_limit: throttle::Limit,
     /// What happened since start, for `/metrics`.
     pub counters: Arc<metrics::Counters>,
     /// Device authorization requests per client and client address (`None`: no limit).
-    pub device_authorization_limit: Option<throttle::Limit>,
+    pub(crate) device_authorization_limit: Option<throttle::Limit>,
     /// Wrong user codes at `/activate` per client address, and their instance-wide surges.
     pub user_code_guard: Arc<throttle::UserCodeGuard>,
 }

@@ -1,14 +1,13 @@
 //! The `vestibule` command: `serve` (the default) and the provisioning commands. Each
-//! provisioning command runs in one transaction and prints JSON on standard output.
+//! provisioning command calls one core service, which is its own transaction, and prints JSON
+//! on standard output.
 
 use std::io::Read as _;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sea_orm::{DatabaseConnection, TransactionTrait as _};
 use serde_json::{Value, json};
 use vestibule_core::config::{ConfigError, Settings};
-use vestibule_core::crypto::password;
 use vestibule_core::services::audit::Actor;
 use vestibule_core::services::bootstrap::Report;
 use vestibule_core::services::{admins, clients, keys, users, workspaces};
@@ -16,7 +15,7 @@ use vestibule_core::types::{
     Access, ClientId, DisplayName, Email, GrantSet, Password, Proximity, RedirectUri, ScopeSet,
     Slug, Username,
 };
-use vestibule_core::{Core, Error};
+use vestibule_core::{Core, Error, db};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -283,12 +282,6 @@ impl From<Error> for Failure {
     }
 }
 
-impl From<sea_orm::DbErr> for Failure {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Command(format!("database error: {e}"))
-    }
-}
-
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Self::Command(format!("{e:#}"))
@@ -330,7 +323,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     };
     let (core, report) = Core::open(settings).await?;
     announce_bootstrap(&report);
-    let output = execute(&core.db, &core, command, password).await?;
+    let output = execute(&core, command, password).await?;
     println!(
         "{}",
         serde_json::to_string_pretty(&output).unwrap_or_default()
@@ -339,47 +332,36 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 async fn execute(
-    db: &DatabaseConnection,
     core: &Core,
     command: Command,
     password: Option<Password>,
 ) -> Result<Value, Failure> {
     let actor = Actor::Cli;
-    let hash = match password {
-        Some(p) => Some(password::hash_blocking(p.expose().to_owned()).await?),
-        None => None,
-    };
-    let txn = db.begin().await?;
     let output = match command {
         Command::Serve => {
             return Err(Failure::Command(
                 "serve is not a provisioning command".into(),
             ));
         }
-        Command::Migrate => {
-            use vestibule_migrations::MigratorTrait as _;
-            let applied = vestibule_migrations::Migrator::get_applied_migrations(&txn).await?;
-            json!({ "migrations": applied.iter().map(|m| m.name().to_owned()).collect::<Vec<_>>() })
-        }
+        Command::Migrate => json!({ "migrations": db::applied_migrations(&core.db).await? }),
         Command::Admin(AdminCommand::Create { email, .. }) => {
             let email = Email::parse(&email)?;
-            let admin = admins::create(&txn, &actor, &email, required(hash)?).await?;
+            let admin = admins::create(core, &actor, &email, &required(password)?).await?;
             json!({ "id": admin.id, "email": admin.email })
         }
         Command::Workspace(WorkspaceCommand::Create { slug, options }) => {
             let slug = Slug::parse(&slug)?;
-            let ws =
-                workspaces::create(&txn, &core.keyring, &actor, &slug, &options.changes()).await?;
+            let ws = workspaces::create(core, &actor, &slug, &options.changes()).await?;
             workspaces::settings_json(&ws)
         }
         Command::Workspace(WorkspaceCommand::Update { slug, options }) => {
-            let ws = workspaces::update(&txn, &actor, &slug, &options.changes()).await?;
+            let ws = workspaces::update(core, &actor, &slug, &options.changes()).await?;
             workspaces::settings_json(&ws)
         }
         Command::Client(ClientCommand::Create(args)) => {
             let (slug, new) = args.parse()?;
-            let ws = workspaces::get(&txn, &slug).await?;
-            let created = clients::create(&txn, &core.keyring, &actor, &ws, new).await?;
+            let ws = workspaces::get(&core.db, &slug).await?;
+            let created = clients::create(core, &actor, &ws, new).await?;
             let mut out = clients::to_json(&created.client, &ws.slug);
             out["client_secret"] = created.secret.map_or(Value::Null, Value::String);
             out
@@ -398,24 +380,23 @@ async fn execute(
                     .as_deref()
                     .map(|n| DisplayName::parse("name", n))
                     .transpose()?,
-                password_hash: required(hash)?,
+                password: required(password)?,
             };
-            let ws = workspaces::get(&txn, &workspace).await?;
-            let user = users::create(&txn, &actor, &ws, new).await?;
+            let ws = workspaces::get(&core.db, &workspace).await?;
+            let user = users::create(core, &actor, &ws, new).await?;
             users::to_json(&user, &ws.slug)
         }
         Command::Keys(KeysCommand::Rotate { workspace }) => {
-            let ws = workspaces::get(&txn, &workspace).await?;
-            let rotated = keys::rotate(&txn, &core.keyring, &actor, &ws).await?;
+            let ws = workspaces::get(&core.db, &workspace).await?;
+            let rotated = keys::rotate(core, &actor, &ws).await?;
             json!({ "workspace": ws.slug, "kid": rotated.key.kid, "retired_kids": rotated.retired })
         }
     };
-    txn.commit().await?;
     Ok(output)
 }
 
-fn required(hash: Option<String>) -> Result<String, Failure> {
-    hash.ok_or_else(|| Failure::Command("a password is required (--password-stdin)".into()))
+fn required(password: Option<Password>) -> Result<Password, Failure> {
+    password.ok_or_else(|| Failure::Command("a password is required (--password-stdin)".into()))
 }
 
 /// The password is the first line of standard input (a trailing newline is not part of it).

@@ -69,8 +69,7 @@ async fn setup_on(app: TestApp, changes: workspaces::Changes, client_name: &str)
 
 async fn new_client(app: &TestApp, ws: &workspace::Model, name: &str) -> client::Model {
     clients::create(
-        &app.core.db,
-        &app.core.keyring,
+        &app.core,
         &Actor::Cli,
         ws,
         clients::NewClient {

@@ -7,13 +7,12 @@ use std::process::{Command, Output, Stdio};
 use sea_orm::{ConnectionTrait as _, Database};
 use vestibule_core::Core;
 use vestibule_core::config::Settings;
-use vestibule_core::crypto::password;
 use vestibule_core::entities::{user, workspace};
 use vestibule_core::services::audit::Actor;
 use vestibule_core::services::device_grants::{self, Decision, Lookup};
 use vestibule_core::services::{clients, users, workspaces};
 use vestibule_core::types::{
-    Access, DisplayName, Email, GrantSet, Proximity, ScopeSet, Slug, Username,
+    Access, DisplayName, Email, GrantSet, Password, Proximity, ScopeSet, Slug, Username,
 };
 use vestibule_server::Application;
 
@@ -369,8 +368,7 @@ impl TestApp {
     ) -> workspace::Model {
         changes.polling_interval = changes.polling_interval.or(Some(1));
         workspaces::create(
-            &self.core.db,
-            &self.core.keyring,
+            &self.core,
             &Actor::Cli,
             &Slug::parse(slug).unwrap(),
             &changes,
@@ -388,8 +386,7 @@ impl TestApp {
         scopes: &str,
     ) -> (String, Option<String>) {
         let created = clients::create(
-            &self.core.db,
-            &self.core.keyring,
+            &self.core,
             &Actor::Cli,
             ws,
             clients::NewClient {
@@ -412,14 +409,14 @@ impl TestApp {
 
     pub async fn user(&self, ws: &workspace::Model, username: &str, password: &str) -> user::Model {
         users::create(
-            &self.core.db,
+            &self.core,
             &Actor::Cli,
             ws,
             users::NewUser {
                 username: Username::parse(username).unwrap(),
                 email: Some(Email::parse(&format!("{username}@example.test")).unwrap()),
                 name: Some(DisplayName::parse("name", &format!("{username} Example")).unwrap()),
-                password_hash: password::hash(password).unwrap(),
+                password: Password::parse(password).unwrap(),
             },
         )
         .await

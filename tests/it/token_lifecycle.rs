@@ -19,11 +19,11 @@ use sea_orm::{
     QueryFilter as _, Set,
 };
 use serde_json::Value;
-use vestibule_core::entities::{audit_event, client, refresh_token, user, workspace};
+use vestibule_core::entities::{audit_event, refresh_token, user, workspace};
 use vestibule_core::services::audit::Actor;
 use vestibule_core::services::device_grants::Decision;
-use vestibule_core::services::keys;
 use vestibule_core::services::workspaces::{self, Changes};
+use vestibule_core::services::{clients, keys};
 
 use crate::helpers::TestApp;
 
@@ -551,7 +551,7 @@ async fn device_grant_max_age_ends_refresh_whatever_the_rotation() {
 
     // The admin shortens the maximum age: it applies to authorizations already made.
     workspaces::update(
-        &lab.app.core.db,
+        &lab.app.core,
         &Actor::Cli,
         "aged",
         &Changes {
@@ -561,7 +561,6 @@ async fn device_grant_max_age_ends_refresh_whatever_the_rotation() {
     )
     .await
     .unwrap();
-    lab.app.core.records.forget_workspace("aged");
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     let (status, body) = lab.refresh(&lab.tv, rotated.refresh(), None).await;
@@ -593,12 +592,9 @@ async fn a_disabled_user_or_a_deleted_client_cannot_refresh() {
     assert!(!lab.active(alice.refresh()).await);
     assert!(!lab.active(&alice.access).await);
 
-    client::Entity::delete_many()
-        .filter(client::Column::ClientId.eq(tv2.as_str()))
-        .exec(&lab.app.core.db)
+    clients::delete(&lab.app.core, &Actor::Cli, &lab.ws, &tv2)
         .await
         .unwrap();
-    lab.app.core.records.forget_client(&tv2);
     let (status, body) = lab.refresh(&tv2, bobs.refresh(), None).await;
     assert_eq!((status, error_of(&body)), (401, "invalid_client"));
     assert!(!lab.active(bobs.refresh()).await);
@@ -1259,7 +1255,7 @@ async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
     // With 1-second token lifetimes, the retired key goes once nothing it signed can be
     // valid (plus the key cache's few seconds during which other instances may still sign).
     workspaces::update(
-        &lab.app.core.db,
+        &lab.app.core,
         &Actor::Cli,
         "keys",
         &Changes {
@@ -1270,7 +1266,6 @@ async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
     )
     .await
     .unwrap();
-    lab.app.core.records.forget_workspace("keys");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let set = jwks(&lab.app, &lab.ep.jwks).await;

@@ -3,18 +3,40 @@
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
     IntoActiveModel as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, Set,
-    TransactionSession as _, TransactionTrait,
+    TransactionTrait as _,
 };
 use uuid::Uuid;
 
+use crate::Core;
+use crate::crypto::password;
 use crate::entities::admin;
 use crate::error::Error;
 use crate::services::audit::{self, Action, Actor};
-use crate::types::Email;
+use crate::types::{Email, Password};
 
+/// Creates an admin with an initial password, hashed before the transaction opens.
+///
 /// # Errors
 /// `Conflict` when an admin with this email exists.
 pub async fn create(
+    core: &Core,
+    actor: &Actor,
+    email: &Email,
+    password: &Password,
+) -> Result<admin::Model, Error> {
+    let hash = password::hash_blocking(password.expose().to_owned()).await?;
+    let txn = core.db.begin().await?;
+    let model = insert(&txn, actor, email, hash).await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+/// Inserts an admin and its audit event in the caller's transaction (bootstrap runs before a
+/// [`Core`] exists).
+///
+/// # Errors
+/// `Conflict` when an admin with this email exists.
+pub(crate) async fn insert(
     db: &impl ConnectionTrait,
     actor: &Actor,
     email: &Email,
@@ -91,11 +113,12 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<admin::Model>, Error>
 }
 
 /// Checks an email and password. Unknown emails cost the same time as known ones (a dummy hash
-/// is verified), and a disabled admin fails like a wrong password.
+/// is verified), and a disabled admin fails like a wrong password. Spends no budget: the console
+/// signs in through [`super::attempts::admin_sign_in`].
 ///
 /// # Errors
 /// On a database failure.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     db: &impl ConnectionTrait,
     email: &str,
     password: &str,
@@ -106,61 +129,13 @@ pub async fn authenticate(
     Ok(found.filter(|a| ok && !a.disabled))
 }
 
-/// Records a successful console sign-in.
-///
-/// # Errors
-/// On a database failure.
-pub async fn signed_in(
-    db: &impl ConnectionTrait,
-    admin: &admin::Model,
-    ip: Option<String>,
-) -> Result<(), Error> {
-    audit::record(
-        db,
-        audit::Event {
-            actor: &Actor::Admin(admin.email.clone()),
-            workspace_id: None,
-            action: Action::AdminSignedIn,
-            target: Some(admin.email.clone()),
-            detail: serde_json::json!({}),
-            ip,
-        },
-    )
-    .await
-}
-
-/// Records that console sign-in for an account or from an address is now throttled (written
-/// once when the limit is reached, not for every refused attempt, so an attack cannot flood
-/// the log).
-///
-/// # Errors
-/// On a database failure.
-pub async fn sign_in_throttled(
-    db: &impl ConnectionTrait,
-    email: &str,
-    ip: Option<String>,
-) -> Result<(), Error> {
-    audit::record(
-        db,
-        audit::Event {
-            actor: &Actor::System,
-            workspace_id: None,
-            action: Action::AdminSignInThrottled,
-            target: Some(email.to_lowercase()),
-            detail: serde_json::json!({}),
-            ip,
-        },
-    )
-    .await
-}
-
 /// Disables or enables an admin. An admin cannot disable themself: someone must always be able
 /// to sign in and undo it.
 ///
 /// # Errors
 /// `NotFound` for an unknown admin; `Invalid` when `actor_id` disables themself.
 pub async fn set_disabled(
-    db: &impl TransactionTrait,
+    core: &Core,
     actor: &Actor,
     actor_id: Uuid,
     id: Uuid,
@@ -172,7 +147,7 @@ pub async fn set_disabled(
             "you cannot disable yourself: ask another admin",
         ));
     }
-    let txn = db.begin().await?;
+    let txn = core.db.begin().await?;
     let current = find(&txn, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no admin with id {id}")))?;

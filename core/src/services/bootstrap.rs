@@ -33,7 +33,7 @@ pub async fn ensure(
     let mut report = Report::default();
     let txn = db.begin().await?;
     if workspace::Entity::find().count(&txn).await? == 0 {
-        match workspaces::create(
+        match workspaces::insert(
             &txn,
             keyring,
             &Actor::System,
@@ -67,7 +67,7 @@ pub async fn ensure(
     };
     let hash = password::hash_blocking(secret.clone()).await?;
     let txn = db.begin().await?;
-    match admins::create(&txn, &Actor::System, &email, hash).await {
+    match admins::insert(&txn, &Actor::System, &email, hash).await {
         Ok(_) => {
             txn.commit().await?;
             report.created_admin = Some(email.lowercase());

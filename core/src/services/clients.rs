@@ -4,11 +4,12 @@ use ipnet::IpNet;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
     IntoActiveModel as _, ModelTrait as _, QueryFilter as _, QueryOrder as _, Set,
-    TransactionSession as _, TransactionTrait,
+    TransactionTrait as _,
 };
 use uuid::Uuid;
 
-use crate::crypto::{self, Keyring, SecretKind};
+use crate::Core;
+use crate::crypto::{self, SecretKind};
 use crate::entities::{client, workspace};
 use crate::error::Error;
 use crate::services::audit::{self, Action, Actor};
@@ -76,13 +77,13 @@ pub struct Created {
 /// # Errors
 /// `Invalid` for inconsistent settings, `Conflict` when the client_id is taken.
 pub async fn create(
-    db: &impl ConnectionTrait,
-    keyring: &Keyring,
+    core: &Core,
     actor: &Actor,
     workspace: &workspace::Model,
     new: NewClient,
 ) -> Result<Created, Error> {
     new.validate()?;
+    let txn = core.db.begin().await?;
     let client_id = new.client_id.clone().unwrap_or_else(ClientId::generate);
     let duplicate = || {
         Error::conflict(
@@ -90,7 +91,7 @@ pub async fn create(
             format!("client_id {client_id} is already taken"),
         )
     };
-    if find(db, client_id.as_str()).await?.is_some() {
+    if find(&txn, client_id.as_str()).await?.is_some() {
         return Err(duplicate());
     }
     let secret = (!new.public).then(crypto::random_token);
@@ -102,7 +103,7 @@ pub async fn create(
         name: Set(new.name.to_string()),
         secret_hash: Set(secret
             .as_deref()
-            .map(|s| keyring.hash_secret(SecretKind::ClientSecret, s))),
+            .map(|s| core.keyring.hash_secret(SecretKind::ClientSecret, s))),
         public: Set(new.public),
         grants: Set(new.grants.to_string()),
         scopes: Set(new.scopes.to_string()),
@@ -120,11 +121,11 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db)
+    .insert(&txn)
     .await
     .map_err(|e| super::map_unique(e, "client_id", duplicate().to_string()))?;
     audit::record(
-        db,
+        &txn,
         audit::Event {
             actor,
             workspace_id: Some(workspace.id),
@@ -140,6 +141,9 @@ pub async fn create(
         },
     )
     .await?;
+    txn.commit().await?;
+    // Its absence may be cached by the protocol endpoints.
+    core.records.forget_client(&model.client_id);
     Ok(Created {
         client: model,
         secret,
@@ -299,15 +303,14 @@ pub struct Updated {
 /// # Errors
 /// `NotFound` when the client is not in this workspace; `Invalid` for inconsistent settings.
 pub async fn update(
-    db: &impl TransactionTrait,
-    keyring: &Keyring,
+    core: &Core,
     actor: &Actor,
     workspace: &workspace::Model,
     client_id: &str,
     edit: Edit,
 ) -> Result<Updated, Error> {
     check(edit.public, &edit.grants, &edit.redirect_uris)?;
-    let txn = db.begin().await?;
+    let txn = core.db.begin().await?;
     let current = get_in_workspace(&txn, workspace.id, client_id).await?;
     let secret = (!edit.public && current.secret_hash.is_none()).then(crypto::random_token);
     let mut active = current.into_active_model();
@@ -316,7 +319,9 @@ pub async fn update(
     if edit.public {
         active.secret_hash = Set(None);
     } else if let Some(secret) = &secret {
-        active.secret_hash = Set(Some(keyring.hash_secret(SecretKind::ClientSecret, secret)));
+        active.secret_hash = Set(Some(
+            core.keyring.hash_secret(SecretKind::ClientSecret, secret),
+        ));
     }
     active.grants = Set(edit.grants.to_string());
     active.scopes = Set(edit.scopes.to_string());
@@ -348,6 +353,7 @@ pub async fn update(
     )
     .await?;
     txn.commit().await?;
+    core.records.forget_client(&model.client_id);
     Ok(Updated {
         client: model,
         secret,
@@ -359,13 +365,12 @@ pub async fn update(
 /// # Errors
 /// `NotFound` when the client is not in this workspace; `Invalid` for a public client.
 pub async fn regenerate_secret(
-    db: &impl TransactionTrait,
-    keyring: &Keyring,
+    core: &Core,
     actor: &Actor,
     workspace: &workspace::Model,
     client_id: &str,
 ) -> Result<String, Error> {
-    let txn = db.begin().await?;
+    let txn = core.db.begin().await?;
     let current = get_in_workspace(&txn, workspace.id, client_id).await?;
     if current.public {
         return Err(Error::invalid(
@@ -375,7 +380,9 @@ pub async fn regenerate_secret(
     }
     let secret = crypto::random_token();
     let mut active = current.into_active_model();
-    active.secret_hash = Set(Some(keyring.hash_secret(SecretKind::ClientSecret, &secret)));
+    active.secret_hash = Set(Some(
+        core.keyring.hash_secret(SecretKind::ClientSecret, &secret),
+    ));
     active.updated_at = Set(crate::now());
     let model = active.update(&txn).await?;
     audit::record(
@@ -391,6 +398,7 @@ pub async fn regenerate_secret(
     )
     .await?;
     txn.commit().await?;
+    core.records.forget_client(&model.client_id);
     Ok(secret)
 }
 
@@ -400,12 +408,12 @@ pub async fn regenerate_secret(
 /// # Errors
 /// `NotFound` when the client is not in this workspace.
 pub async fn delete(
-    db: &impl TransactionTrait,
+    core: &Core,
     actor: &Actor,
     workspace: &workspace::Model,
     client_id: &str,
 ) -> Result<client::Model, Error> {
-    let txn = db.begin().await?;
+    let txn = core.db.begin().await?;
     let current = get_in_workspace(&txn, workspace.id, client_id).await?;
     current.clone().delete(&txn).await?;
     audit::record(
@@ -421,5 +429,6 @@ pub async fn delete(
     )
     .await?;
     txn.commit().await?;
+    core.records.forget_client(&current.client_id);
     Ok(current)
 }

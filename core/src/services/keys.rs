@@ -9,11 +9,12 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, Set,
+    QueryFilter as _, QueryOrder as _, Set, TransactionTrait as _,
 };
 use std::sync::Arc;
 use uuid::Uuid;
 
+use crate::Core;
 use crate::cache::TtlCache;
 use crate::crypto::{self, Keyring};
 use crate::entities::{signing_key, workspace};
@@ -140,11 +141,11 @@ impl Verifiers {
     }
 }
 
-/// Generates a key for the workspace and makes it the current one.
+/// Generates a key for the workspace and makes it the current one, in the caller's transaction.
 ///
 /// # Errors
 /// When generation or the insert fails.
-pub async fn create(
+pub(crate) async fn create(
     db: &impl ConnectionTrait,
     keyring: &Keyring,
     workspace_id: Uuid,
@@ -205,23 +206,23 @@ pub struct Rotated {
 /// # Errors
 /// When generation, the writes or the audit record fail.
 pub async fn rotate(
-    db: &impl ConnectionTrait,
-    keyring: &Keyring,
+    core: &Core,
     actor: &Actor,
     workspace: &workspace::Model,
 ) -> Result<Rotated, Error> {
+    let txn = core.db.begin().await?;
     let retired = signing_key::Entity::find()
         .filter(signing_key::Column::WorkspaceId.eq(workspace.id))
         .filter(signing_key::Column::RetiredAt.is_null())
         .order_by_asc(signing_key::Column::CreatedAt)
-        .all(db)
+        .all(&txn)
         .await?
         .into_iter()
         .map(|m| m.kid)
         .collect::<Vec<_>>();
-    let key = create(db, keyring, workspace.id).await?;
+    let key = create(&txn, &core.keyring, workspace.id).await?;
     audit::record(
-        db,
+        &txn,
         audit::Event {
             actor,
             workspace_id: Some(workspace.id),
@@ -232,6 +233,8 @@ pub async fn rotate(
         },
     )
     .await?;
+    txn.commit().await?;
+    core.keys.invalidate(workspace.id);
     Ok(Rotated { key, retired })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod access_tokens;
 pub mod admins;
+pub mod attempts;
 pub mod audit;
 pub mod bootstrap;
 pub mod client_credentials;

@@ -3,34 +3,38 @@
 use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _,
-    IntoActiveModel as _, QueryFilter as _, QueryOrder as _, Set, TransactionSession as _,
-    TransactionTrait,
+    IntoActiveModel as _, QueryFilter as _, QueryOrder as _, Set, TransactionTrait as _,
 };
 use uuid::Uuid;
 
+use crate::Core;
+use crate::crypto::password;
 use crate::entities::{user, workspace};
 use crate::error::Error;
 use crate::services::audit::{self, Action, Actor};
 use crate::services::{Page, contains_pattern, fetch_page};
-use crate::types::{DisplayName, Email, Username};
+use crate::types::{DisplayName, Email, Password, Username};
 
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub username: Username,
     pub email: Option<Email>,
     pub name: Option<DisplayName>,
-    /// argon2id hash, computed before the transaction opens.
-    pub password_hash: String,
+    pub password: Password,
 }
 
+/// Creates a user; the password is hashed before the transaction opens.
+///
 /// # Errors
 /// `Conflict` when the username or email is taken in this workspace.
 pub async fn create(
-    db: &impl ConnectionTrait,
+    core: &Core,
     actor: &Actor,
     workspace: &workspace::Model,
     new: NewUser,
 ) -> Result<user::Model, Error> {
+    let password_hash = password::hash_blocking(new.password.expose().to_owned()).await?;
+    let txn = core.db.begin().await?;
     let taken = || {
         Error::conflict(
             "username",
@@ -40,14 +44,14 @@ pub async fn create(
             ),
         )
     };
-    if find_by_username(db, workspace.id, new.username.as_str())
+    if find_by_username(&txn, workspace.id, new.username.as_str())
         .await?
         .is_some()
     {
         return Err(taken());
     }
     if let Some(email) = &new.email {
-        ensure_email_free(db, workspace, email, None).await?;
+        ensure_email_free(&txn, workspace, email, None).await?;
     }
     let now = crate::now();
     let model = user::ActiveModel {
@@ -56,16 +60,16 @@ pub async fn create(
         username: Set(new.username.to_string()),
         email: Set(new.email.as_ref().map(ToString::to_string)),
         name: Set(new.name.as_ref().map(ToString::to_string)),
-        password_hash: Set(new.password_hash),
+        password_hash: Set(password_hash),
         disabled: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db)
+    .insert(&txn)
     .await
     .map_err(|e| super::map_unique(e, "username", taken().to_string()))?;
     audit::record(
-        db,
+        &txn,
         audit::Event {
             actor,
             workspace_id: Some(workspace.id),
@@ -76,6 +80,7 @@ pub async fn create(
         },
     )
     .await?;
+    txn.commit().await?;
     Ok(model)
 }
 
@@ -107,7 +112,8 @@ pub fn to_json(m: &user::Model, workspace_slug: &str) -> serde_json::Value {
 }
 
 /// Checks a username and password in a workspace. Unknown users cost the same time as known
-/// ones (a dummy hash is verified), and disabled users fail like wrong passwords.
+/// ones (a dummy hash is verified), and disabled users fail like wrong passwords. Spends no
+/// budget: `/activate` signs in through [`super::attempts::user_sign_in`].
 ///
 /// # Errors
 /// On a database failure.
@@ -123,9 +129,6 @@ pub async fn authenticate(
     Ok(found.filter(|u| ok && !u.disabled))
 }
 
-/// Records that failed sign-ins at `/activate` for `username` of a workspace, or from `ip`,
-/// reached their limit (audited once per limit reached, not per refused attempt).
-///
 /// # Errors
 /// On a database failure.
 pub async fn sign_in_throttled(
@@ -232,8 +235,7 @@ pub enum Change {
         name: Option<DisplayName>,
     },
     Disabled(bool),
-    /// An argon2id hash, computed before the transaction opens.
-    PasswordHash(String),
+    Password(Password),
 }
 
 impl Change {
@@ -242,23 +244,28 @@ impl Change {
             Self::Profile { .. } => Action::UserUpdated,
             Self::Disabled(true) => Action::UserDisabled,
             Self::Disabled(false) => Action::UserEnabled,
-            Self::PasswordHash(_) => Action::UserPasswordSet,
+            Self::Password(_) => Action::UserPasswordSet,
         }
     }
 }
 
-/// Applies one change to a user of `workspace`, with its audit event.
+/// Applies one change to a user of `workspace`, with its audit event. A new password is hashed
+/// before the transaction opens.
 ///
 /// # Errors
 /// `NotFound` when the user is not in this workspace; `Conflict` when the email is taken.
 pub async fn update(
-    db: &impl TransactionTrait,
+    core: &Core,
     actor: &Actor,
     workspace: &workspace::Model,
     id: Uuid,
     change: Change,
 ) -> Result<user::Model, Error> {
-    let txn = db.begin().await?;
+    let password_hash = match &change {
+        Change::Password(p) => Some(password::hash_blocking(p.expose().to_owned()).await?),
+        Change::Profile { .. } | Change::Disabled(_) => None,
+    };
+    let txn = core.db.begin().await?;
     let current = get_in_workspace(&txn, workspace.id, id).await?;
     let action = change.action();
     let mut active = current.into_active_model();
@@ -275,8 +282,10 @@ pub async fn update(
             active.disabled = Set(disabled);
             serde_json::json!({})
         }
-        Change::PasswordHash(hash) => {
-            active.password_hash = Set(hash);
+        Change::Password(_) => {
+            if let Some(hash) = password_hash {
+                active.password_hash = Set(hash);
+            }
             serde_json::json!({})
         }
     };

@@ -2,10 +2,11 @@
 
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
-    IntoActiveModel as _, QueryFilter as _, QueryOrder as _, Set,
+    IntoActiveModel as _, QueryFilter as _, QueryOrder as _, Set, TransactionTrait as _,
 };
 use uuid::Uuid;
 
+use crate::Core;
 use crate::crypto::Keyring;
 use crate::entities::workspace;
 use crate::error::Error;
@@ -210,11 +211,30 @@ impl Settings {
     }
 }
 
-/// Creates a workspace. `changes` are applied over the defaults; the name defaults to the slug.
+/// Creates a workspace with its first signing key. `changes` are applied over the defaults; the
+/// name defaults to the slug.
 ///
 /// # Errors
 /// `Invalid` for a bad setting, `Conflict` when the slug is taken.
 pub async fn create(
+    core: &Core,
+    actor: &Actor,
+    slug: &Slug,
+    changes: &Changes,
+) -> Result<workspace::Model, Error> {
+    let txn = core.db.begin().await?;
+    let model = insert(&txn, &core.keyring, actor, slug, changes).await?;
+    txn.commit().await?;
+    // Its absence may be cached by the protocol endpoints.
+    core.records.forget_workspace(&model.slug);
+    Ok(model)
+}
+
+/// [`create`] in the caller's transaction (bootstrap runs before a [`Core`] exists).
+///
+/// # Errors
+/// As [`create`].
+pub(crate) async fn insert(
     db: &impl ConnectionTrait,
     keyring: &Keyring,
     actor: &Actor,
@@ -264,18 +284,19 @@ pub async fn create(
 /// # Errors
 /// `NotFound` for an unknown slug, `Invalid` for a bad setting.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    core: &Core,
     actor: &Actor,
     slug: &str,
     changes: &Changes,
 ) -> Result<workspace::Model, Error> {
-    let current = get(db, slug).await?;
+    let txn = core.db.begin().await?;
+    let current = get(&txn, slug).await?;
     let settings = Settings::from_model(&current)?.apply(changes)?;
     let mut active = current.into_active_model();
     settings.write_to(&mut active);
-    let model = active.update(db).await?;
+    let model = active.update(&txn).await?;
     audit::record(
-        db,
+        &txn,
         audit::Event {
             actor,
             workspace_id: Some(model.id),
@@ -286,6 +307,8 @@ pub async fn update(
         },
     )
     .await?;
+    txn.commit().await?;
+    core.records.forget_workspace(&model.slug);
     Ok(model)
 }
 

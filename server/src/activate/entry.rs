@@ -4,9 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use vestibule_core::Core;
-use vestibule_core::metrics;
-use vestibule_core::services::device_grants::{self, Lookup};
-use vestibule_core::throttle::Surge;
+use vestibule_core::services::attempts::{self, UserCodeEntry};
+use vestibule_core::services::device_grants::Lookup;
 
 use super::csrf::{CsrfForm, CsrfProtected};
 use super::error::{ActivateError, Throttled};
@@ -101,31 +100,18 @@ async fn look_up(
 ) -> Result<HttpResponse, ActivateError> {
     let address = crate::client_ip::client_ip(req, &core.settings.server.trusted_proxies)
         .map(|ip| ip.to_string());
-    let address_key = address.as_deref().unwrap_or("unknown");
-    if let Some(retry_after) = core
-        .user_code_guard
-        .blocked_for(&core.db, address_key)
-        .await?
-    {
-        tracing::warn!(address = ?address, "/activate: wrong user codes throttled");
-        core.counters.throttled(metrics::Throttled::UserCodes);
-        return Err(ActivateError::Throttled {
-            what: Throttled::UserCodes,
-            retry_after,
-        });
-    }
-    let pending = match device_grants::find_by_user_code(&core.db, &core.keyring, typed).await? {
+    let lookup = match attempts::enter_user_code(core, typed, address).await? {
+        UserCodeEntry::Entered(lookup) => lookup,
+        UserCodeEntry::Throttled { retry_after } => {
+            return Err(ActivateError::Throttled {
+                what: Throttled::UserCodes,
+                retry_after,
+            });
+        }
+    };
+    let pending = match lookup {
         Lookup::Pending(pending) => *pending,
         Lookup::Unknown => {
-            if let Surge::Started { failures } =
-                core.user_code_guard.fail(&core.db, address_key).await?
-            {
-                tracing::warn!(
-                    failures,
-                    "/activate: surge of wrong user codes; per-address budgets tightened"
-                );
-                device_grants::user_code_surge(core, failures, address.clone()).await?;
-            }
             return form(
                 session,
                 StatusCode::BAD_REQUEST,

@@ -4,8 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use vestibule_core::Core;
-use vestibule_core::services::users;
-use vestibule_core::throttle::Limit;
+use vestibule_core::services::attempts::{self, SignIn};
 
 use super::csrf::{CsrfForm, CsrfProtected};
 use super::error::{ActivateError, Throttled};
@@ -65,43 +64,28 @@ pub async fn submit(
         );
     }
     let workspace = &current.pending.workspace;
-    let limit = &core.sign_in_limit;
-    let account_key = format!(
-        "activate:account:{}:{}",
-        workspace.id,
-        username.to_lowercase()
-    );
     let address = crate::client_ip::client_ip(&req, &core.settings.server.trusted_proxies)
         .map(|ip| ip.to_string());
-    let address_key = format!(
-        "activate:address:{}",
-        address.as_deref().unwrap_or("unknown")
-    );
-    let keys = [account_key.as_str(), address_key.as_str()];
-    if let Some(retry_after) = limit.blocked_for_any(&core.db, &keys).await? {
-        tracing::warn!(address = ?address, "/activate: sign-in throttled");
-        core.counters
-            .throttled(vestibule_core::metrics::Throttled::SignIns);
-        return Err(ActivateError::Throttled {
-            what: Throttled::SignIns,
-            retry_after,
-        });
-    }
-    let Some(user) =
-        users::authenticate(&core.db, workspace.id, username, &credentials.password).await?
-    else {
-        if limit.fail_all(&core.db, &keys).await? {
-            users::sign_in_throttled(&core.db, workspace.id, username, address).await?;
+    let attempt =
+        attempts::user_sign_in(&core, workspace, username, &credentials.password, address).await?;
+    let user = match attempt {
+        SignIn::Accepted(user) => user,
+        SignIn::Rejected => {
+            return form(
+                &session,
+                &current,
+                StatusCode::UNAUTHORIZED,
+                username,
+                Some("That username and password do not match. Check them and try again."),
+            );
         }
-        return form(
-            &session,
-            &current,
-            StatusCode::UNAUTHORIZED,
-            username,
-            Some("That username and password do not match. Check them and try again."),
-        );
+        SignIn::Throttled { retry_after } => {
+            return Err(ActivateError::Throttled {
+                what: Throttled::SignIns,
+                retry_after,
+            });
+        }
     };
-    Limit::clear(&core.db, &account_key).await?;
     let auth_time = vestibule_core::now();
     session.sign_in(SignedIn {
         workspace_id: workspace.id,

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use vestibule_core::Core;
-use vestibule_core::services::{clients, device_grants};
+use vestibule_core::services::{attempts, clients, device_grants};
 
 use super::error::{OAuthResponse, no_store_json};
 use super::params::Params;
@@ -41,18 +41,9 @@ pub async fn authorize(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    if let Some(limit) = &core.device_authorization_limit {
-        let key = format!(
-            "device_authorization:{}:{}",
-            client.id,
-            origin.ip.as_deref().unwrap_or("unknown")
-        );
-        if let Some(wait) = limit.hit(&core.db, &key).await? {
-            tracing::warn!(client = %client.client_id, address = ?origin.ip, "device authorization requests throttled");
-            core.counters
-                .throttled(vestibule_core::metrics::Throttled::DeviceAuthorizations);
-            return Err(OAuthResponse::RateLimited(wait));
-        }
+    if let Some(wait) = attempts::device_authorization(&core, &client, origin.ip.as_deref()).await?
+    {
+        return Err(OAuthResponse::RateLimited(wait));
     }
     let started = device_grants::start(&core, &workspace, &client, scopes, origin).await?;
     let verification_uri = format!("{}/activate", core.settings.server.public_url);

@@ -1,0 +1,263 @@
+//! Attempts that spend a budget, each named for its action: a sign-in (console or `/activate`),
+//! a user code typed at `/activate`, a device authorization request. Each owns its keys, its
+//! audit event and its metric, so a surface only says who is trying and from where.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sea_orm::TransactionTrait as _;
+use uuid::Uuid;
+
+use crate::Core;
+use crate::entities::{admin, client, user, workspace};
+use crate::error::Error;
+use crate::metrics::Throttled;
+use crate::services::audit::{self, Action, Actor};
+use crate::services::device_grants::{self, Lookup};
+use crate::services::{admins, users};
+use crate::throttle::{Limit, Surge};
+
+/// Where an unknown client address is counted (every such request shares one budget).
+const UNKNOWN_ADDRESS: &str = "unknown";
+
+/// The answer to a sign-in attempt.
+#[derive(Debug)]
+pub enum SignIn<T> {
+    /// The credentials match an enabled account; its failures are forgotten.
+    Accepted(T),
+    /// They do not (or the account is disabled); the failure is counted.
+    Rejected,
+    /// Too many failures for this account or from this address: the credentials were not
+    /// checked. `retry_after` is how long until the budget's window ends.
+    Throttled { retry_after: Duration },
+}
+
+/// Where a sign-in happens: each surface has budgets of its own.
+#[derive(Debug, Clone, Copy)]
+enum Surface {
+    Console,
+    Activate { workspace_id: Uuid },
+}
+
+impl Surface {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::Activate { .. } => "activate",
+        }
+    }
+
+    fn throttled_action(self) -> Action {
+        match self {
+            Self::Console => Action::AdminSignInThrottled,
+            Self::Activate { .. } => Action::UserSignInThrottled,
+        }
+    }
+
+    fn workspace_id(self) -> Option<Uuid> {
+        match self {
+            Self::Console => None,
+            Self::Activate { workspace_id } => Some(workspace_id),
+        }
+    }
+}
+
+/// The failure budgets one sign-in spends: its account's and its address's. The keys are the
+/// rows' identities, so they keep their shape.
+struct SignInBudget {
+    surface: Surface,
+    /// The account as typed, lower-cased: the audit event's target.
+    account: String,
+    account_key: String,
+    address_key: String,
+    address: Option<String>,
+}
+
+impl SignInBudget {
+    fn new(surface: Surface, account: &str, address: Option<String>) -> Self {
+        let account = account.to_lowercase();
+        let name = surface.name();
+        let account_key = match surface {
+            Surface::Console => format!("{name}:account:{account}"),
+            Surface::Activate { workspace_id } => {
+                format!("{name}:account:{workspace_id}:{account}")
+            }
+        };
+        let address_key = format!(
+            "{name}:address:{}",
+            address.as_deref().unwrap_or(UNKNOWN_ADDRESS)
+        );
+        Self {
+            surface,
+            account,
+            account_key,
+            address_key,
+            address,
+        }
+    }
+
+    /// Checks both budgets, then the credentials (`authenticate` runs only when neither budget
+    /// is spent); a failure counts against both, and the audit event is written when one of
+    /// them runs out.
+    async fn attempt<T>(
+        &self,
+        core: &Core,
+        authenticate: impl Future<Output = Result<Option<T>, Error>>,
+    ) -> Result<SignIn<T>, Error> {
+        let limit = &core.sign_in_limit;
+        let keys = [self.account_key.as_str(), self.address_key.as_str()];
+        if let Some(retry_after) = limit.blocked_for_any(&core.db, &keys).await? {
+            tracing::warn!(address = ?self.address, "/{}: sign-in throttled", self.surface.name());
+            core.counters.throttled(Throttled::SignIns);
+            return Ok(SignIn::Throttled { retry_after });
+        }
+        if let Some(account) = authenticate.await? {
+            return Ok(SignIn::Accepted(account));
+        }
+        let txn = core.db.begin().await?;
+        if limit.fail_all(&txn, &keys).await? {
+            audit::record(
+                &txn,
+                audit::Event {
+                    actor: &Actor::System,
+                    workspace_id: self.surface.workspace_id(),
+                    action: self.surface.throttled_action(),
+                    target: Some(self.account.clone()),
+                    detail: serde_json::json!({}),
+                    ip: self.address.clone(),
+                },
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(SignIn::Rejected)
+    }
+}
+
+/// A console sign-in with `email` and `password` from `address`; a success is audited.
+///
+/// # Errors
+/// On a database failure.
+pub async fn admin_sign_in(
+    core: &Core,
+    email: &str,
+    password: &str,
+    address: Option<String>,
+) -> Result<SignIn<admin::Model>, Error> {
+    let budget = SignInBudget::new(Surface::Console, email, address);
+    let outcome = budget
+        .attempt(core, admins::authenticate(&core.db, email, password))
+        .await?;
+    if let SignIn::Accepted(admin) = &outcome {
+        let txn = core.db.begin().await?;
+        Limit::clear(&txn, &budget.account_key).await?;
+        audit::record(
+            &txn,
+            audit::Event {
+                actor: &Actor::Admin(admin.email.clone()),
+                workspace_id: None,
+                action: Action::AdminSignedIn,
+                target: Some(admin.email.clone()),
+                detail: serde_json::json!({}),
+                ip: budget.address.clone(),
+            },
+        )
+        .await?;
+        txn.commit().await?;
+    }
+    Ok(outcome)
+}
+
+/// An `/activate` sign-in to `workspace` with `username` and `password` from `address`.
+///
+/// # Errors
+/// On a database failure.
+pub async fn user_sign_in(
+    core: &Core,
+    workspace: &workspace::Model,
+    username: &str,
+    password: &str,
+    address: Option<String>,
+) -> Result<SignIn<user::Model>, Error> {
+    let surface = Surface::Activate {
+        workspace_id: workspace.id,
+    };
+    let budget = SignInBudget::new(surface, username, address);
+    let outcome = budget
+        .attempt(
+            core,
+            users::authenticate(&core.db, workspace.id, username, password),
+        )
+        .await?;
+    if let SignIn::Accepted(_) = &outcome {
+        Limit::clear(&core.db, &budget.account_key).await?;
+    }
+    Ok(outcome)
+}
+
+/// The answer to a user code typed (or linked) at `/activate`.
+#[derive(Debug)]
+pub enum UserCodeEntry {
+    /// What the code names.
+    Entered(Lookup),
+    /// Too many wrong codes from this address (fewer during a surge): the code was not looked
+    /// up.
+    Throttled { retry_after: Duration },
+}
+
+/// Looks up a user code entered from `address`. A wrong one counts against the address's
+/// budget and the instance's surge watch, whose start is audited once.
+///
+/// # Errors
+/// On a database failure.
+pub async fn enter_user_code(
+    core: &Core,
+    typed: &str,
+    address: Option<String>,
+) -> Result<UserCodeEntry, Error> {
+    let guard = &core.user_code_guard;
+    let address_key = address.as_deref().unwrap_or(UNKNOWN_ADDRESS);
+    if let Some(retry_after) = guard.blocked_for(&core.db, address_key).await? {
+        tracing::warn!(address = ?address, "/activate: wrong user codes throttled");
+        core.counters.throttled(Throttled::UserCodes);
+        return Ok(UserCodeEntry::Throttled { retry_after });
+    }
+    let lookup = device_grants::find_by_user_code(&core.db, &core.keyring, typed).await?;
+    if let Lookup::Unknown = lookup
+        && let Surge::Started { failures } = guard.fail(&core.db, address_key).await?
+    {
+        tracing::warn!(
+            failures,
+            "/activate: surge of wrong user codes; per-address budgets tightened"
+        );
+        device_grants::user_code_surge(core, failures, address).await?;
+    }
+    Ok(UserCodeEntry::Entered(lookup))
+}
+
+/// Counts a device authorization request of `client` from `address` against
+/// `security.device_authorization_limit` (BCP 247 §6.1.11), shared by every instance.
+/// `Some(wait)` when it is refused.
+///
+/// # Errors
+/// On a database failure.
+pub async fn device_authorization(
+    core: &Core,
+    client: &client::Model,
+    address: Option<&str>,
+) -> Result<Option<Duration>, Error> {
+    let Some(limit) = &core.device_authorization_limit else {
+        return Ok(None);
+    };
+    let key = format!(
+        "device_authorization:{}:{}",
+        client.id,
+        address.unwrap_or(UNKNOWN_ADDRESS)
+    );
+    let wait = limit.hit(&core.db, &key).await?;
+    if wait.is_some() {
+        tracing::warn!(client = %client.client_id, address = ?address, "device authorization requests throttled");
+        core.counters.throttled(Throttled::DeviceAuthorizations);
+    }
+    Ok(wait)
+}
