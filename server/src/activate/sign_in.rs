@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use vestibule_core::Core;
 use vestibule_core::services::users;
 use vestibule_core::throttle::Limit;
+use vestibule_web::html;
+use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
 
-use super::csrf::{CsrfForm, CsrfProtected};
 use super::error::{ActivateError, Throttled};
 use super::flow::{self, Current, SignedUser};
 use super::session::{ActivateSession, SignedIn};
-use crate::html;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,8 +71,7 @@ pub async fn submit(
         workspace.id,
         username.to_lowercase()
     );
-    let address = crate::client_ip::client_ip(&req, &core.settings.server.trusted_proxies)
-        .map(|ip| ip.to_string());
+    let address = ClientAddress::of(&req).text();
     let address_key = format!(
         "activate:address:{}",
         address.as_deref().unwrap_or("unknown")
