@@ -8,10 +8,11 @@ use uuid::Uuid;
 use vestibule_core::Core;
 use vestibule_core::services::admins;
 use vestibule_core::types::{Email, Password};
+use vestibule_web::CsrfForm;
 
 use crate::auth::SignedIn;
 use crate::error::ConsoleError;
-use crate::form::{CsrfForm, Errors, errors_for, validated};
+use crate::form::{Errors, Fields, errors_for, validated};
 use crate::html;
 
 const PATH: &str = "/console/admins";
@@ -72,7 +73,7 @@ async fn page(
 pub async fn create(
     core: web::Data<Core>,
     signed_in: SignedIn,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let email = fields.text("email").trim();
     let parsed =
@@ -96,7 +97,7 @@ pub async fn set_status(
     core: web::Data<Core>,
     signed_in: SignedIn,
     id: web::Path<Uuid>,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let disabled = match fields.text("status") {
         "disabled" => true,

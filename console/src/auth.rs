@@ -97,6 +97,6 @@ impl SignedIn {
     /// When the session cannot be written.
     pub fn done(&self, notice: &str, location: &str) -> Result<HttpResponse, ConsoleError> {
         self.session.set_notice(notice)?;
-        Ok(crate::html::see_other(location))
+        Ok(vestibule_web::html::see_other(location))
     }
 }

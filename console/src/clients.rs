@@ -13,10 +13,11 @@ use vestibule_core::services::clients::{self, Edit, NewClient};
 use vestibule_core::types::{
     Access, DisplayName, Grant, GrantSet, Proximity, RedirectUri, ScopeSet,
 };
+use vestibule_web::CsrfForm;
 
 use crate::auth::SignedIn;
 use crate::error::ConsoleError;
-use crate::form::{CsrfForm, Errors, Fields, errors_for, validated};
+use crate::form::{Errors, Fields, errors_for, validated};
 use crate::html;
 use crate::session::OneTimeSecret;
 use crate::workspaces::{WorkspaceView, by_slug};
@@ -205,7 +206,7 @@ pub async fn create(
     core: web::Data<Core>,
     signed_in: SignedIn,
     slug: web::Path<String>,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &slug).await?;
     let values = ClientValues::typed(&fields);
@@ -314,7 +315,7 @@ pub async fn update(
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<ClientPath>,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &path.slug).await?;
     let client = clients::get_in_workspace(&core.db, ws.id, &path.client_id).await?;
@@ -351,7 +352,7 @@ pub async fn regenerate_secret(
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<ClientPath>,
-    CsrfForm(_): CsrfForm,
+    CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &path.slug).await?;
     let client = clients::get_in_workspace(&core.db, ws.id, &path.client_id).await?;
@@ -423,7 +424,7 @@ pub async fn delete(
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<ClientPath>,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &path.slug).await?;
     let client = clients::get_in_workspace(&core.db, ws.id, &path.client_id).await?;

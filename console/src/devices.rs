@@ -3,7 +3,7 @@
 //! A request of another workspace is a 404.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vestibule_core::Core;
@@ -11,11 +11,12 @@ use vestibule_core::services::clients;
 use vestibule_core::services::device_authorizations::{
     self, DeviceAuthorization, Filter, Revoked, State,
 };
+use vestibule_web::{ClientAddress, CsrfForm};
 
 use crate::audit::timestamp;
 use crate::auth::SignedIn;
 use crate::error::ConsoleError;
-use crate::form::CsrfForm;
+use crate::form::Fields;
 use crate::html;
 use crate::workspaces::{WorkspaceView, by_slug};
 
@@ -271,21 +272,16 @@ pub async fn show(
 }
 
 pub async fn revoke(
-    req: HttpRequest,
+    address: ClientAddress,
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<DevicePath>,
-    CsrfForm(_): CsrfForm,
+    CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &path.slug).await?;
-    let revoked = device_authorizations::revoke(
-        &core,
-        &signed_in.actor(),
-        ws.id,
-        path.id,
-        crate::login::client_address(&req, &core),
-    )
-    .await?;
+    let revoked =
+        device_authorizations::revoke(&core, &signed_in.actor(), ws.id, path.id, address.text())
+            .await?;
     let notice = match revoked {
         Revoked::Denied => "Device authorization revoked: the device will be refused.",
         Revoked::TokensEnded => {

@@ -2,14 +2,12 @@
 //! Validation errors are not here: handlers re-render their form with the message beside the
 //! field.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
-
-use crate::html;
+use vestibule_web::html::{self, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
@@ -41,57 +39,51 @@ impl From<vestibule_core::Error> for ConsoleError {
     }
 }
 
-impl From<vestibule_core::templates::RenderError> for ConsoleError {
-    fn from(e: vestibule_core::templates::RenderError) -> Self {
+impl From<vestibule_web::WebError> for ConsoleError {
+    fn from(e: vestibule_web::WebError) -> Self {
         Self::Internal(e.to_string())
     }
 }
 
-impl From<actix_session::SessionInsertError> for ConsoleError {
-    fn from(e: actix_session::SessionInsertError) -> Self {
-        Self::Internal(format!("cannot write the session: {e}"))
-    }
-}
-
-/// What `console/problem.html` shows.
-#[derive(Serialize)]
-struct Problem {
-    title: &'static str,
-    message: String,
-}
-
 impl ConsoleError {
+    /// What `console/problem.html` shows.
     fn problem(&self) -> Problem {
         let (title, message) = match self {
             Self::Csrf => (
                 "This form has expired",
-                "This form expired or was not sent by this site. Nothing was changed — go back, \
-                 reload the page and try again."
-                    .to_owned(),
+                Cow::Borrowed(
+                    "This form expired or was not sent by this site. Nothing was changed — go \
+                     back, reload the page and try again.",
+                ),
             ),
             Self::BadForm(_) => (
                 "That request could not be read",
-                "The form that was sent is not one this page offers. Nothing was changed."
-                    .to_owned(),
+                Cow::Borrowed(
+                    "The form that was sent is not one this page offers. Nothing was changed.",
+                ),
             ),
             Self::NotFound => (
                 "Page not found",
-                "There is nothing at this address. It may have been deleted.".to_owned(),
+                Cow::Borrowed("There is nothing at this address. It may have been deleted."),
             ),
             Self::Throttled { retry_after } => (
                 "Too many failed sign-ins",
-                format!(
+                Cow::Owned(format!(
                     "Too many sign-ins failed for this account or from this address. Try again \
                      in {} minute(s).",
                     retry_after.as_secs().div_ceil(60).max(1)
-                ),
+                )),
             ),
             Self::SignInRequired | Self::Internal(_) => (
                 "Something went wrong",
-                "Something went wrong on our side. Please try again in a moment.".to_owned(),
+                Cow::Borrowed("Something went wrong on our side. Please try again in a moment."),
             ),
         };
-        Problem { title, message }
+        Problem {
+            title,
+            message,
+            next: None,
+        }
     }
 }
 
@@ -117,15 +109,10 @@ impl ResponseError for ConsoleError {
             Self::BadForm(reason) => tracing::debug!(%reason, "/console: unreadable form"),
             _ => {}
         }
-        let mut response = html::page(self.status_code(), "console/problem.html", &self.problem())
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot render the console error page");
-                html::fallback_error_page()
-            });
-        if let Self::Throttled { retry_after } = self
-            && let Ok(value) = header::HeaderValue::from_str(&retry_after.as_secs().to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+        let mut response =
+            html::problem_page(self.status_code(), "console/problem.html", &self.problem());
+        if let Self::Throttled { retry_after } = self {
+            html::retry_after(&mut response, *retry_after);
         }
         response
     }

@@ -1,16 +1,15 @@
 //! Console form bodies. Forms repeat fields (checkbox groups) and carry checkboxes that are
 //! absent when unticked, so a body is read as its list of pairs; a POST handler takes it as
-//! [`CsrfForm`], which exists only once the form's `csrf_token` matched the session's.
+//! `CsrfForm<Fields>`, which exists only once the form's `csrf_token` matched the session's.
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
-use futures_util::future::LocalBoxFuture;
+use serde::Deserialize;
+use vestibule_web::CsrfProtected;
 
 use crate::error::ConsoleError;
-use crate::session::ConsoleSession;
 
 /// The fields of a submitted form, in order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
 pub struct Fields(Vec<(String, String)>);
 
 impl Fields {
@@ -71,26 +70,9 @@ pub fn errors_for(e: &vestibule_core::Error, fields_on_form: &[&'static str]) ->
     Errors::from([(field, e.to_string())])
 }
 
-/// A form whose CSRF token was checked.
-pub struct CsrfForm(pub Fields);
-
-impl FromRequest for CsrfForm {
-    type Error = ConsoleError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = web::Bytes::from_request(req, payload);
-        let session = ConsoleSession::of(req);
-        Box::pin(async move {
-            let bytes = body
-                .await
-                .map_err(|e| ConsoleError::BadForm(e.to_string()))?;
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-                .map_err(|e| ConsoleError::BadForm(e.to_string()))?;
-            let fields = Fields(pairs);
-            session.check_csrf(Some(fields.text("csrf_token")).filter(|t| !t.is_empty()))?;
-            Ok(Self(fields))
-        })
+impl CsrfProtected for Fields {
+    fn csrf_token(&self) -> Option<&str> {
+        Some(self.text("csrf_token")).filter(|t| !t.is_empty())
     }
 }
 

@@ -13,7 +13,7 @@ mod clients;
 mod devices;
 mod error;
 mod form;
-pub mod html;
+mod html;
 mod login;
 mod session;
 mod simulator;
@@ -22,6 +22,7 @@ mod workspaces;
 
 use actix_web::{HttpResponse, web};
 use vestibule_core::Core;
+use vestibule_web::CsrfConfig;
 
 use error::ConsoleError;
 
@@ -38,7 +39,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, core: &Core) {
     cfg.service(
         web::scope(ROOT)
             .wrap(session::middleware(core))
-            .app_data(web::PayloadConfig::new(FORM_LIMIT))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(FORM_LIMIT)
+                    .error_handler(|e, _| ConsoleError::BadForm(e.to_string()).into()),
+            )
+            .app_data(CsrfConfig::refusing_with(|| ConsoleError::Csrf.into()))
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|e, _| ConsoleError::BadForm(e.to_string()).into()),
@@ -137,7 +143,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, core: &Core) {
 }
 
 async fn home(_: auth::SignedIn) -> HttpResponse {
-    html::see_other(WORKSPACES_PATH)
+    vestibule_web::html::see_other(WORKSPACES_PATH)
 }
 
 async fn not_found() -> Result<HttpResponse, ConsoleError> {

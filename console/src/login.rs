@@ -5,14 +5,16 @@
 //! the same time as known ones, and disabled admins fail like wrong passwords.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use vestibule_core::Core;
 use vestibule_core::services::attempts::{self, SignIn};
+use vestibule_web::html::see_other;
+use vestibule_web::{ClientAddress, CsrfForm};
 
 use crate::auth::{Chrome, SignedIn};
 use crate::error::ConsoleError;
-use crate::form::CsrfForm;
+use crate::form::Fields;
 use crate::html;
 use crate::session::ConsoleSession;
 
@@ -27,7 +29,7 @@ pub async fn show(
     session: ConsoleSession,
 ) -> Result<HttpResponse, ConsoleError> {
     if signed_in.is_some() {
-        return Ok(html::see_other(crate::WORKSPACES_PATH));
+        return Ok(see_other(crate::WORKSPACES_PATH));
     }
     form(&session, StatusCode::OK, "", None)
 }
@@ -35,8 +37,8 @@ pub async fn show(
 pub async fn submit(
     core: web::Data<Core>,
     session: ConsoleSession,
-    req: HttpRequest,
-    CsrfForm(fields): CsrfForm,
+    client: ClientAddress,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let email = fields.text("email").trim();
     let password = fields.text("password");
@@ -48,11 +50,11 @@ pub async fn submit(
             Some("Enter your email address and your password."),
         );
     }
-    let address = client_address(&req, &core);
+    let address = client.text();
     match attempts::admin_sign_in(&core, email, password, address).await? {
         SignIn::Accepted(admin) => {
             session.sign_in(admin.id, vestibule_core::now())?;
-            Ok(html::see_other(crate::WORKSPACES_PATH))
+            Ok(see_other(crate::WORKSPACES_PATH))
         }
         SignIn::Rejected => form(
             &session,
@@ -66,10 +68,10 @@ pub async fn submit(
 
 pub async fn logout(
     session: ConsoleSession,
-    CsrfForm(_): CsrfForm,
+    CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     session.sign_out(Some("You are signed out."))?;
-    Ok(html::see_other(crate::LOGIN_PATH))
+    Ok(see_other(crate::LOGIN_PATH))
 }
 
 fn form(
@@ -89,18 +91,5 @@ fn form(
         "console/login.html",
         &chrome,
         &LoginPage { email, message },
-    )
-}
-
-/// The address the request came from, after `server.trusted_proxies`.
-pub(crate) fn client_address(req: &HttpRequest, core: &Core) -> Option<String> {
-    let peer = req.peer_addr()?.ip();
-    let forwarded = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok());
-    Some(
-        vestibule_core::net::client_address(peer, forwarded, &core.settings.server.trusted_proxies)
-            .to_string(),
     )
 }

@@ -4,42 +4,33 @@
 //! page that shows it, and the device-flow simulator's request (its device code stays in this
 //! encrypted cookie, never in a page or a log). No other code touches session keys.
 
-use actix_session::config::{BrowserSession, CookieContentSecurity};
-use actix_session::storage::CookieSessionStore;
-use actix_session::{Session, SessionExt as _, SessionMiddleware};
-use actix_web::cookie::{Key, SameSite};
+use actix_web::cookie::SameSite;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vestibule_core::Core;
+use vestibule_web::{SessionCookie, SessionMiddleware, TypedSession};
 
 use crate::error::ConsoleError;
 
 const COOKIE_NAME: &str = "vestibule_console";
-const CSRF: &str = "csrf";
 const ADMIN: &str = "admin";
 const NOTICE: &str = "notice";
 const SECRET: &str = "secret";
 const SIMULATION: &str = "simulation";
 
-/// The console's session middleware: a private (encrypted) cookie store, HttpOnly,
-/// SameSite=Strict, Secure on https, sent to `/console` only. The cookie ends with the browser;
-/// the idle and absolute timeouts are checked in [`crate::auth`], since a cookie store cannot
-/// expire sessions on the server.
-pub fn middleware(core: &Core) -> SessionMiddleware<CookieSessionStore> {
-    // 64 bytes by type, so `Key::from` (which panics below 64) cannot fail here.
-    let key = Key::from(core.keyring.console_session_key());
-    SessionMiddleware::builder(CookieSessionStore::default(), key)
-        .cookie_name(COOKIE_NAME.to_owned())
-        .cookie_content_security(CookieContentSecurity::Private)
-        .cookie_http_only(true)
-        .cookie_same_site(SameSite::Strict)
-        .cookie_secure(core.settings.server.is_https())
-        .cookie_path(crate::ROOT.to_owned())
-        .session_lifecycle(BrowserSession::default())
-        .build()
+/// The console's session cookie: SameSite=Strict and sent to `/console` only, under a key of
+/// its own. The idle and absolute timeouts are checked in [`crate::auth`].
+pub fn middleware(core: &Core) -> SessionMiddleware {
+    SessionCookie {
+        name: COOKIE_NAME,
+        key: core.keyring.console_session_key(),
+        same_site: SameSite::Strict,
+        path: crate::ROOT,
+        secure: core.settings.server.is_https(),
+    }
+    .middleware()
 }
 
 /// The admin signed in to this browser.
@@ -83,7 +74,7 @@ impl std::fmt::Debug for Simulation {
     }
 }
 
-pub struct ConsoleSession(Session);
+pub struct ConsoleSession(TypedSession);
 
 impl FromRequest for ConsoleSession {
     type Error = actix_web::Error;
@@ -97,12 +88,7 @@ impl FromRequest for ConsoleSession {
 impl ConsoleSession {
     #[must_use]
     pub fn of(req: &HttpRequest) -> Self {
-        Self(req.get_session())
-    }
-
-    /// A value that does not read back (an older layout) counts as absent.
-    fn read<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.0.get(key).ok().flatten()
+        Self(TypedSession::of(req))
     }
 
     /// The synchronizer token of this session, made on first use.
@@ -110,33 +96,12 @@ impl ConsoleSession {
     /// # Errors
     /// When the session cannot be written.
     pub fn csrf_token(&self) -> Result<String, ConsoleError> {
-        if let Some(token) = self.read::<String>(CSRF) {
-            return Ok(token);
-        }
-        self.new_csrf_token()
-    }
-
-    fn new_csrf_token(&self) -> Result<String, ConsoleError> {
-        let token = vestibule_core::crypto::random_token();
-        self.0.insert(CSRF, &token)?;
-        Ok(token)
-    }
-
-    /// # Errors
-    /// `Csrf` unless `presented` is this session's token.
-    pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), ConsoleError> {
-        let expected = self.read::<String>(CSRF).ok_or(ConsoleError::Csrf)?;
-        let presented = presented.ok_or(ConsoleError::Csrf)?;
-        if vestibule_core::crypto::same_secret(&expected, presented) {
-            Ok(())
-        } else {
-            Err(ConsoleError::Csrf)
-        }
+        Ok(self.0.csrf_token()?)
     }
 
     #[must_use]
     pub fn admin(&self) -> Option<AdminSession> {
-        self.read(ADMIN)
+        self.0.get(ADMIN)
     }
 
     /// Signs an admin in under a new session id and a new CSRF token, so nothing planted in
@@ -152,15 +117,14 @@ impl ConsoleSession {
             signed_in_at: now,
             last_seen: now,
         })?;
-        self.new_csrf_token()?;
+        self.0.new_csrf_token()?;
         Ok(())
     }
 
     /// # Errors
     /// When the session cannot be written.
     pub fn set_admin(&self, admin: &AdminSession) -> Result<(), ConsoleError> {
-        self.0.insert(ADMIN, admin)?;
-        Ok(())
+        Ok(self.0.insert(ADMIN, admin)?)
     }
 
     /// Forgets everything under a new session id, keeping only `notice` for the next page.
@@ -181,27 +145,25 @@ impl ConsoleSession {
     /// # Errors
     /// When the session cannot be written.
     pub fn set_notice(&self, notice: &str) -> Result<(), ConsoleError> {
-        self.0.insert(NOTICE, notice)?;
-        Ok(())
+        Ok(self.0.insert(NOTICE, notice)?)
     }
 
     /// The notice, once.
     #[must_use]
     pub fn take_notice(&self) -> Option<String> {
-        self.0.remove_as::<String>(NOTICE).and_then(Result::ok)
+        self.0.take(NOTICE)
     }
 
     /// # Errors
     /// When the session cannot be written.
     pub fn set_secret(&self, secret: &OneTimeSecret) -> Result<(), ConsoleError> {
-        self.0.insert(SECRET, secret)?;
-        Ok(())
+        Ok(self.0.insert(SECRET, secret)?)
     }
 
     /// The secret made for `client_id`, once: it leaves the session as it is shown.
     #[must_use]
     pub fn take_secret(&self, client_id: &str) -> Option<String> {
-        let held = self.read::<OneTimeSecret>(SECRET)?;
+        let held = self.0.get::<OneTimeSecret>(SECRET)?;
         self.0.remove(SECRET);
         (held.client_id == client_id).then_some(held.secret)
     }
@@ -209,14 +171,14 @@ impl ConsoleSession {
     /// # Errors
     /// When the session cannot be written.
     pub fn set_simulation(&self, simulation: &Simulation) -> Result<(), ConsoleError> {
-        self.0.insert(SIMULATION, simulation)?;
-        Ok(())
+        Ok(self.0.insert(SIMULATION, simulation)?)
     }
 
     /// The simulator's request for this client of this workspace, if it is the one running.
     #[must_use]
     pub fn simulation(&self, workspace: &str, client_id: &str) -> Option<Simulation> {
-        self.read::<Simulation>(SIMULATION)
+        self.0
+            .get::<Simulation>(SIMULATION)
             .filter(|s| s.workspace == workspace && s.client_id == client_id)
     }
 }

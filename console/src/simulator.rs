@@ -14,11 +14,12 @@ use vestibule_core::Core;
 use vestibule_core::services::clients;
 use vestibule_core::services::device_grants::Origin;
 use vestibule_core::services::simulator::{self, Progress};
+use vestibule_web::{ClientAddress, CsrfForm};
 
 use crate::auth::SignedIn;
 use crate::clients::ClientPath;
 use crate::error::ConsoleError;
-use crate::form::CsrfForm;
+use crate::form::Fields;
 use crate::html;
 use crate::session::Simulation;
 use crate::workspaces::{WorkspaceView, by_slug};
@@ -163,12 +164,12 @@ pub async fn start(
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<ClientPath>,
-    CsrfForm(_): CsrfForm,
+    CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &path.slug).await?;
     let client = clients::get_in_workspace(&core.db, ws.id, &path.client_id).await?;
     let origin = Origin {
-        ip: crate::login::client_address(&req, &core),
+        ip: ClientAddress::of(&req).text(),
         user_agent: req
             .headers()
             .get(USER_AGENT)

@@ -4,7 +4,7 @@
 //! `POST …/grants/revoke-all`. A user or grant of another workspace is a 404.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vestibule_core::Core;
@@ -12,11 +12,12 @@ use vestibule_core::entities::{user, workspace};
 use vestibule_core::services::user_grants;
 use vestibule_core::services::users::{self, Change, NewUser};
 use vestibule_core::types::{DisplayName, Email, Password, Username};
+use vestibule_web::{ClientAddress, CsrfForm};
 
 use crate::audit::timestamp;
 use crate::auth::SignedIn;
 use crate::error::ConsoleError;
-use crate::form::{CsrfForm, Errors, Fields, errors_for, validated};
+use crate::form::{Errors, Fields, errors_for, validated};
 use crate::html;
 use crate::workspaces::{WorkspaceView, by_slug};
 
@@ -177,7 +178,7 @@ pub async fn create(
     core: web::Data<Core>,
     signed_in: SignedIn,
     slug: web::Path<String>,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &slug).await?;
     let parsed = Username::parse(fields.text("username").trim()).and_then(|username| {
@@ -373,7 +374,7 @@ pub async fn update(
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<UserPath>,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let parsed = profile(&fields).map(|(email, name)| Change::Profile { email, name });
     change(&core, &signed_in, &path, &fields, parsed, "User saved.").await
@@ -383,7 +384,7 @@ pub async fn set_password(
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<UserPath>,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let parsed = Password::parse(fields.text("password")).map(Change::Password);
     change(&core, &signed_in, &path, &fields, parsed, "Password set.").await
@@ -393,7 +394,7 @@ pub async fn set_status(
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<UserPath>,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let (parsed, done) = match fields.text("status") {
         "disabled" => (Change::Disabled(true), "User disabled."),
@@ -404,11 +405,11 @@ pub async fn set_status(
 }
 
 pub async fn revoke_grant(
-    req: HttpRequest,
+    address: ClientAddress,
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<GrantPath>,
-    CsrfForm(_): CsrfForm,
+    CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &path.slug).await?;
     let user = users::get_in_workspace(&core.db, ws.id, path.id).await?;
@@ -418,7 +419,7 @@ pub async fn revoke_grant(
         ws.id,
         user.id,
         path.grant_id,
-        crate::login::client_address(&req, &core),
+        address.text(),
     )
     .await?;
     let notice = if ended {
@@ -430,22 +431,17 @@ pub async fn revoke_grant(
 }
 
 pub async fn revoke_all_grants(
-    req: HttpRequest,
+    address: ClientAddress,
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<UserPath>,
-    CsrfForm(_): CsrfForm,
+    CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &path.slug).await?;
     let user = users::get_in_workspace(&core.db, ws.id, path.id).await?;
-    let ended = user_grants::revoke_all(
-        &core.db,
-        &signed_in.actor(),
-        ws.id,
-        user.id,
-        crate::login::client_address(&req, &core),
-    )
-    .await?;
+    let ended =
+        user_grants::revoke_all(&core.db, &signed_in.actor(), ws.id, user.id, address.text())
+            .await?;
     signed_in.done(
         &format!("{ended} grant(s) of {} revoked.", user.username),
         &user_path(&ws.slug, user.id),

@@ -9,10 +9,11 @@ use vestibule_core::entities::workspace;
 use vestibule_core::services::entropy;
 use vestibule_core::services::workspaces::{self, Changes, Settings};
 use vestibule_core::types::Slug;
+use vestibule_web::CsrfForm;
 
 use crate::auth::SignedIn;
 use crate::error::ConsoleError;
-use crate::form::{CsrfForm, Errors, Fields, errors_for, validated};
+use crate::form::{Errors, Fields, errors_for, validated};
 use crate::html;
 
 /// What pages show of a workspace besides its settings.
@@ -76,7 +77,7 @@ async fn list_page(
 pub async fn create(
     core: web::Data<Core>,
     signed_in: SignedIn,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let (slug, name) = (fields.text("slug").trim(), fields.text("name").trim());
     let created = match Slug::parse(slug) {
@@ -333,7 +334,7 @@ pub async fn update(
     core: web::Data<Core>,
     signed_in: SignedIn,
     slug: web::Path<String>,
-    CsrfForm(fields): CsrfForm,
+    CsrfForm(fields): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
     let ws = by_slug(&core, &slug).await?;
     let updated = match changes(&fields) {

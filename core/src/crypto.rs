@@ -191,8 +191,7 @@ impl Keyring {
     /// Constant-time check of a presented secret against a stored hash.
     #[must_use]
     pub fn verify_secret(&self, kind: SecretKind, secret: &str, stored_hash: &str) -> bool {
-        let computed = self.hash_secret(kind, secret);
-        constant_time::verify_slices_are_equal(computed.as_bytes(), stored_hash.as_bytes()).is_ok()
+        same_secret(&self.hash_secret(kind, secret), stored_hash)
     }
 
     /// AES-256-GCM with a random nonce; `aad` binds the ciphertext to its context (e.g. a kid).

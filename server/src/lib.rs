@@ -2,9 +2,8 @@
 //! `vestibule` command line. Business rules live in `vestibule-core`.
 
 pub mod activate;
+pub mod assets;
 pub mod cli;
-pub mod client_ip;
-pub mod html;
 pub mod metrics;
 pub mod oauth;
 pub mod routes;

@@ -65,7 +65,7 @@ impl Application {
                 .service(routes::health::healthz)
                 .service(routes::health::readyz)
                 .configure(crate::oauth::configure)
-                .configure(crate::html::configure)
+                .configure(crate::assets::configure)
                 .configure(|cfg| crate::activate::configure(cfg, &app_core))
                 .configure(|cfg| vestibule_console::configure(cfg, &app_core))
         })

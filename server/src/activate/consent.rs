@@ -7,14 +7,14 @@ use uuid::Uuid;
 use vestibule_core::Core;
 use vestibule_core::services::device_grants::Decision;
 use vestibule_core::types::ScopeSet;
+use vestibule_web::html::{self, see_other};
+use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
 
 use super::SIGN_IN_PATH;
-use super::csrf::{CsrfForm, CsrfProtected};
 use super::device::{self, Network};
 use super::error::ActivateError;
 use super::flow::{self, Current, SignedUser};
 use super::session::ActivateSession;
-use crate::html::{self, see_other};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +57,7 @@ pub async fn show(
     else {
         return Ok(see_other(SIGN_IN_PATH));
     };
-    let browser = crate::client_ip::client_ip(&req, &core.settings.server.trusted_proxies);
+    let browser = ClientAddress::of(&req).ip();
     let page = page(
         &current,
         &user,

@@ -3,10 +3,10 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use serde::Serialize;
+use vestibule_web::html;
 
 use super::error::ActivateError;
 use super::session::{ActivateSession, Outcome};
-use crate::html;
 
 #[derive(Serialize)]
 struct DonePage {

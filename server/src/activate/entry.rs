@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 use vestibule_core::Core;
 use vestibule_core::services::attempts::{self, UserCodeEntry};
 use vestibule_core::services::device_grants::Lookup;
+use vestibule_web::html::{self, see_other};
+use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
 
-use super::csrf::{CsrfForm, CsrfProtected};
 use super::error::{ActivateError, Throttled};
 use super::flow::{self, Current};
 use super::session::{ActivateSession, CodeInProgress};
 use super::{CONSENT_PATH, SIGN_IN_PATH};
-use crate::html::{self, see_other};
 
 /// `?user_code=`; other parameters (campaign tags and the like) are ignored.
 #[derive(Deserialize)]
@@ -98,8 +98,7 @@ async fn look_up(
     typed: &str,
     arrival: Arrival,
 ) -> Result<HttpResponse, ActivateError> {
-    let address = crate::client_ip::client_ip(req, &core.settings.server.trusted_proxies)
-        .map(|ip| ip.to_string());
+    let address = ClientAddress::of(req).text();
     let lookup = match attempts::enter_user_code(core, typed, address).await? {
         UserCodeEntry::Entered(lookup) => lookup,
         UserCodeEntry::Throttled { retry_after } => {

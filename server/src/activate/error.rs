@@ -3,11 +3,9 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
-
-use crate::html;
+use vestibule_web::html::{self, Link, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActivateError {
@@ -55,31 +53,10 @@ impl From<vestibule_core::Error> for ActivateError {
     }
 }
 
-impl From<html::RenderError> for ActivateError {
-    fn from(e: html::RenderError) -> Self {
+impl From<vestibule_web::WebError> for ActivateError {
+    fn from(e: vestibule_web::WebError) -> Self {
         Self::Internal(e.to_string())
     }
-}
-
-impl From<actix_session::SessionInsertError> for ActivateError {
-    fn from(e: actix_session::SessionInsertError) -> Self {
-        Self::Internal(format!("cannot write the session: {e}"))
-    }
-}
-
-/// What `activate/problem.html` shows.
-#[derive(Serialize)]
-struct Problem {
-    title: &'static str,
-    message: Cow<'static, str>,
-    next: Option<Link>,
-}
-
-/// A way on from a problem: where to go and what the link says.
-#[derive(Serialize)]
-struct Link {
-    href: &'static str,
-    text: &'static str,
 }
 
 const START_AGAIN: Option<Link> = Some(Link {
@@ -88,6 +65,7 @@ const START_AGAIN: Option<Link> = Some(Link {
 });
 
 impl ActivateError {
+    /// What `activate/problem.html` shows.
     fn problem(&self) -> Problem {
         match self {
             Self::Csrf => Problem {
@@ -185,16 +163,10 @@ impl ResponseError for ActivateError {
             Self::BadForm(reason) => tracing::debug!(%reason, "/activate: unreadable form"),
             _ => {}
         }
-        let mut page = html::page(self.status_code(), "activate/problem.html", &self.problem())
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot render the /activate error page");
-                html::fallback_error_page()
-            });
+        let mut page =
+            html::problem_page(self.status_code(), "activate/problem.html", &self.problem());
         if let Self::Throttled { retry_after, .. } = self {
-            page.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(retry_after.as_secs().max(1)),
-            );
+            html::retry_after(&mut page, *retry_after);
         }
         page
     }

@@ -9,11 +9,12 @@ use vestibule_core::services::device_grants::{self, Decision, Lookup, PendingGra
 use vestibule_core::services::workspaces::Settings;
 use vestibule_core::services::{consents, users};
 use vestibule_core::types::ScopeSet;
+use vestibule_web::ClientAddress;
+use vestibule_web::html::see_other;
 
 use super::error::ActivateError;
 use super::session::{ActivateSession, CodeInProgress, Outcome};
 use super::{CONSENT_PATH, DONE_PATH};
-use crate::html::see_other;
 
 /// How long a sign-in at `/activate` lasts. The cookie store cannot expire sessions on the
 /// server, so the age is checked here.
@@ -155,8 +156,7 @@ pub async fn decide(
     user: &SignedUser,
     decision: Decision,
 ) -> Result<HttpResponse, ActivateError> {
-    let ip = crate::client_ip::client_ip(req, &core.settings.server.trusted_proxies)
-        .map(|ip| ip.to_string());
+    let ip = ClientAddress::of(req).text();
     let recorded =
         device_grants::decide(core, grant_id, &user.user, user.auth_time, decision, ip).await?;
     if !recorded {

@@ -6,18 +6,17 @@
 //! session's CSRF token; every page works without JavaScript.
 
 mod consent;
-mod csrf;
 mod device;
 mod done;
 mod entry;
 mod error;
 mod flow;
 mod session;
-mod session_cookie;
 mod sign_in;
 
 use actix_web::{HttpResponse, web};
 use vestibule_core::Core;
+use vestibule_web::CsrfConfig;
 
 use error::ActivateError;
 
@@ -33,12 +32,13 @@ const FORM_LIMIT: usize = 16 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig, core: &Core) {
     cfg.service(
         web::scope(ENTRY_PATH)
-            .wrap(session_cookie::middleware(core))
+            .wrap(session::middleware(core))
             .app_data(
                 web::FormConfig::default()
                     .limit(FORM_LIMIT)
                     .error_handler(|e, _| ActivateError::BadForm(e.to_string()).into()),
             )
+            .app_data(CsrfConfig::refusing_with(|| ActivateError::Csrf.into()))
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|e, _| ActivateError::BadForm(e.to_string()).into()),

@@ -1,19 +1,33 @@
-//! The typed `/activate` session: the code in progress, who is signed in, the last outcome and
-//! the CSRF token. No other code touches session keys.
+//! The typed `/activate` session, in its own cookie (`vestibule_activate`): the code in
+//! progress, who is signed in, the last outcome and the CSRF token. No other code touches
+//! session keys.
 
-use actix_session::{Session, SessionExt as _};
+use actix_web::cookie::SameSite;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use vestibule_core::Core;
+use vestibule_web::{SessionCookie, SessionMiddleware, TypedSession};
 
 use super::error::ActivateError;
 
-const CSRF: &str = "csrf";
+const COOKIE_NAME: &str = "vestibule_activate";
 const CODE: &str = "code";
 const SIGNED_IN: &str = "signed_in";
 const OUTCOME: &str = "outcome";
+
+/// The `/activate` session cookie: SameSite=Lax, under the `/activate` session key.
+pub fn middleware(core: &Core) -> SessionMiddleware {
+    SessionCookie {
+        name: COOKIE_NAME,
+        key: core.keyring.session_key(),
+        same_site: SameSite::Lax,
+        path: "/",
+        secure: core.settings.server.is_https(),
+    }
+    .middleware()
+}
 
 /// A user code the browser is working on, bound to the grant it named when entered (a code
 /// can later name another grant once its lifetime has passed).
@@ -43,60 +57,29 @@ pub enum Outcome {
     Denied,
 }
 
-pub struct ActivateSession(Session);
+pub struct ActivateSession(TypedSession);
 
 impl FromRequest for ActivateSession {
     type Error = actix_web::Error;
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(Ok(Self(req.get_session())))
+        std::future::ready(Ok(Self(TypedSession::of(req))))
     }
 }
 
 impl ActivateSession {
-    #[must_use]
-    pub fn from_request_parts(req: &HttpRequest) -> Self {
-        Self(req.get_session())
-    }
-
-    /// A value that does not read back (an older layout) counts as absent.
-    fn read<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.0.get(key).ok().flatten()
-    }
-
     /// The synchronizer token of this session, made on first use.
     ///
     /// # Errors
     /// When the session cannot be written.
     pub fn csrf_token(&self) -> Result<String, ActivateError> {
-        if let Some(token) = self.read::<String>(CSRF) {
-            return Ok(token);
-        }
-        self.new_csrf_token()
-    }
-
-    fn new_csrf_token(&self) -> Result<String, ActivateError> {
-        let token = vestibule_core::crypto::random_token();
-        self.0.insert(CSRF, &token)?;
-        Ok(token)
-    }
-
-    /// # Errors
-    /// `Csrf` unless `presented` is this session's token.
-    pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), ActivateError> {
-        let expected = self.read::<String>(CSRF).ok_or(ActivateError::Csrf)?;
-        let presented = presented.ok_or(ActivateError::Csrf)?;
-        if super::csrf::tokens_match(&expected, presented) {
-            Ok(())
-        } else {
-            Err(ActivateError::Csrf)
-        }
+        Ok(self.0.csrf_token()?)
     }
 
     #[must_use]
     pub fn code(&self) -> Option<CodeInProgress> {
-        self.read(CODE)
+        self.0.get(CODE)
     }
 
     /// Starts work on a code; the previous outcome no longer applies.
@@ -105,8 +88,7 @@ impl ActivateSession {
     /// When the session cannot be written.
     pub fn set_code(&self, code: &CodeInProgress) -> Result<(), ActivateError> {
         self.0.remove(OUTCOME);
-        self.0.insert(CODE, code)?;
-        Ok(())
+        Ok(self.0.insert(CODE, code)?)
     }
 
     pub fn clear_code(&self) {
@@ -115,7 +97,7 @@ impl ActivateSession {
 
     #[must_use]
     pub fn signed_in(&self) -> Option<SignedIn> {
-        self.read(SIGNED_IN)
+        self.0.get(SIGNED_IN)
     }
 
     /// Signs a user in under a new session id and a new CSRF token, so nothing planted in the
@@ -126,7 +108,7 @@ impl ActivateSession {
     pub fn sign_in(&self, who: SignedIn) -> Result<(), ActivateError> {
         self.0.renew();
         self.0.insert(SIGNED_IN, who)?;
-        self.new_csrf_token()?;
+        self.0.new_csrf_token()?;
         Ok(())
     }
 
@@ -136,7 +118,7 @@ impl ActivateSession {
 
     #[must_use]
     pub fn outcome(&self) -> Option<Outcome> {
-        self.read(OUTCOME)
+        self.0.get(OUTCOME)
     }
 
     /// Ends work on the code with its outcome.
@@ -145,7 +127,6 @@ impl ActivateSession {
     /// When the session cannot be written.
     pub fn finish(&self, outcome: Outcome) -> Result<(), ActivateError> {
         self.0.remove(CODE);
-        self.0.insert(OUTCOME, outcome)?;
-        Ok(())
+        Ok(self.0.insert(OUTCOME, outcome)?)
     }
 }

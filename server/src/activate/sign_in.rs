@@ -5,12 +5,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use vestibule_core::Core;
 use vestibule_core::services::attempts::{self, SignIn};
+use vestibule_web::html;
+use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
 
-use super::csrf::{CsrfForm, CsrfProtected};
 use super::error::{ActivateError, Throttled};
 use super::flow::{self, Current, SignedUser};
 use super::session::{ActivateSession, SignedIn};
-use crate::html;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,8 +64,7 @@ pub async fn submit(
         );
     }
     let workspace = &current.pending.workspace;
-    let address = crate::client_ip::client_ip(&req, &core.settings.server.trusted_proxies)
-        .map(|ip| ip.to_string());
+    let address = ClientAddress::of(&req).text();
     let attempt =
         attempts::user_sign_in(&core, workspace, username, &credentials.password, address).await?;
     let user = match attempt {

@@ -34,7 +34,7 @@ pub async fn authorize(
     let client = clients::authenticate(&core, workspace.id, &credentials).await?;
     let scopes = device_grants::grantable_scopes(&client, params.get("scope"))?;
     let origin = device_grants::Origin {
-        ip: super::client_ip(&req, &core),
+        ip: vestibule_web::ClientAddress::of(&req).text(),
         user_agent: req
             .headers()
             .get(actix_web::http::header::USER_AGENT)

@@ -66,8 +66,3 @@ async fn workspace(core: &Core, slug: &str) -> Result<Arc<Workspace>, OAuthRespo
         .await?
         .ok_or_else(|| OAuthResponse::UnknownWorkspace(slug.to_owned()))
 }
-
-/// The address the request came from (after `server.trusted_proxies`), for the audit log.
-fn client_ip(req: &actix_web::HttpRequest, core: &Core) -> Option<String> {
-    crate::client_ip::client_ip(req, &core.settings.server.trusted_proxies).map(|ip| ip.to_string())
-}

@@ -27,7 +27,7 @@ pub async fn revoke(
         &client,
         token,
         params.get("token_type_hint"),
-        super::client_ip(&req, &core),
+        vestibule_web::ClientAddress::of(&req).text(),
     )
     .await?;
     Ok(HttpResponse::Ok()

@@ -59,7 +59,7 @@ pub async fn token(
                 &client,
                 params.require("refresh_token")?,
                 params.get("scope"),
-                super::client_ip(&req, &core),
+                vestibule_web::ClientAddress::of(&req).text(),
             )
             .await?
         }

@@ -1,14 +1,8 @@
-//! Server-rendered HTML pages over HTTP: the embedded files under `/static/`, and the page
-//! helpers shared with the console (`vestibule_console::html`: the headers every page carries,
-//! the redirect after a form, the last-resort error page). The templates themselves live in
-//! `vestibule_core::templates`.
+//! The embedded files under `/static/` (styles and images of every page).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use include_dir::{Dir, include_dir};
-pub use vestibule_console::html::{
-    RenderError, fallback_error_page, page, page_from_body, see_other,
-};
 
 static STATIC_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../static");
 
