@@ -139,19 +139,6 @@ impl TestApp {
         let db = TestDb::new().await;
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut env = base_env(&db, data_dir.path());
-        // The issuer must name the real port: take a free one, then bind it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        env.insert(
-            "VESTIBULE__SERVER__BIND".into(),
-            format!("127.0.0.1:{port}"),
-        );
-        env.insert(
-            "VESTIBULE__SERVER__PUBLIC_URL".into(),
-            format!("http://127.0.0.1:{port}"),
-        );
         customize(&mut env);
         let mut app = Self::start(env).await;
         app._db = Some(db);
@@ -167,7 +154,9 @@ impl TestApp {
         Self::start(env).await
     }
 
-    async fn start(env: HashMap<String, String>) -> Self {
+    /// Starts an instance. Without a public URL in `env` the app names the port it bound; the
+    /// environment kept for peers and CLI runs then carries that URL.
+    async fn start(mut env: HashMap<String, String>) -> Self {
         let settings = Settings::load_from(None, env.clone()).expect("test settings");
         if std::env::var_os("TEST_LOG").is_some() {
             vestibule_server::telemetry::init(&settings.log);
@@ -175,6 +164,10 @@ impl TestApp {
         let app = Application::build(settings).await.expect("app builds");
         let port = app.port();
         let core = app.core().clone();
+        env.insert(
+            "VESTIBULE__SERVER__PUBLIC_URL".into(),
+            core.settings.server.public_url.clone(),
+        );
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
