@@ -108,6 +108,8 @@ pub struct SecuritySettings {
     pub user_code_failure_window: u64,
     pub device_authorization_limit: u32,
     pub device_authorization_window: u64,
+    /// Seconds each instance uses its cached signing keys before reading them again.
+    pub key_cache_ttl: u64,
 }
 
 impl fmt::Debug for SecuritySettings {
@@ -124,6 +126,7 @@ impl fmt::Debug for SecuritySettings {
                 "device_authorization_window",
                 &self.device_authorization_window,
             )
+            .field("key_cache_ttl", &self.key_cache_ttl)
             .finish()
     }
 }
@@ -183,6 +186,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("security.user_code_failure_window", "300"),
     ("security.device_authorization_limit", "30"),
     ("security.device_authorization_window", "60"),
+    ("security.key_cache_ttl", "5"),
     ("mail.transport", "file"),
     ("mail.from", "Vestibule <no-reply@localhost>"),
     ("mail.retry_initial", "5"),
@@ -322,6 +326,8 @@ impl Settings {
                 1,
                 86_400,
             )?,
+            // SPEC §1: a change (here a key rotation) reaches every instance within 5 seconds.
+            key_cache_ttl: r.ranged("security.key_cache_ttl", 1, 5)?,
         };
 
         let transport = match r.required("mail.transport")?.as_str() {
@@ -575,6 +581,7 @@ mod tests {
         assert_eq!(s.database.url, "sqlite://data/vestibule.db?mode=rwc");
         assert_eq!(s.security.user_code_max_failures, 10);
         assert_eq!(s.security.user_code_failure_window, 300);
+        assert_eq!(s.security.key_cache_ttl, 5);
         assert_eq!(s.mail.transport, MailTransport::File);
         assert_eq!(s.mail.retry_initial, 5);
         assert_eq!(s.mail.retry_max, 300);
@@ -671,6 +678,11 @@ mod tests {
                 "VESTIBULE__SECURITY__USER_CODE_FAILURE_WINDOW",
                 "0",
                 "security.user_code_failure_window",
+            ),
+            (
+                "VESTIBULE__SECURITY__KEY_CACHE_TTL",
+                "6",
+                "security.key_cache_ttl",
             ),
             ("VESTIBULE__MAIL__TRANSPORT", "pigeon", "mail.transport"),
             ("VESTIBULE__MAIL__TRANSPORT", "smtp", "mail.smtp_url"),

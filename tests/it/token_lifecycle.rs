@@ -1203,10 +1203,15 @@ async fn client_credentials_for_confidential_clients() {
 
 /// `vestibule keys rotate` against the running app's database: old tokens keep verifying
 /// through the JWKS, new ones use the new key, and the retired key leaves the JWKS once the
-/// tokens it signed can no longer be valid.
+/// tokens it signed can no longer be valid. Keys are cached for 1 s here, the least
+/// `security.key_cache_ttl` allows, so that the retired key goes soon.
 #[tokio::test]
 async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
-    let lab = lab("keys", Changes::default()).await;
+    let app = TestApp::spawn_with(|env| {
+        env.insert("VESTIBULE__SECURITY__KEY_CACHE_TTL".into(), "1".into());
+    })
+    .await;
+    let lab = lab_in(app, "keys", Changes::default()).await;
     let before = lab.tv_tokens(ALL_SCOPES).await;
     let old_kid = kid_of(&before.access);
     assert_eq!(jwks(&lab.app, &lab.ep.jwks).await.keys.len(), 1);
@@ -1257,7 +1262,7 @@ async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
     assert_eq!(kid_of(refreshed["access_token"].as_str().unwrap()), new_kid);
 
     // With 1-second token lifetimes, the retired key goes once nothing it signed can be
-    // valid (plus the key cache's few seconds during which other instances may still sign).
+    // valid (plus the key cache's second during which other instances may still sign).
     workspaces::update(
         &lab.app.core.db,
         &Actor::Cli,
