@@ -625,6 +625,13 @@ impl Browser {
     }
 }
 
+/// Waits until whatever was given a 1-second lifetime just before has expired. Lifetimes count
+/// whole seconds from a timestamp in whole seconds, so that is just over 2 s, whenever in its
+/// second it started; 1 s is the shortest lifetime a workspace allows.
+pub async fn outlive_a_one_second_lifetime() {
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+}
+
 /// The value of a hidden form field.
 pub fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");

@@ -25,7 +25,7 @@ use vestibule_core::services::device_grants::Decision;
 use vestibule_core::services::keys;
 use vestibule_core::services::workspaces::{self, Changes};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, outlive_a_one_second_lifetime};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const ALL_SCOPES: &str = "openid profile email offline_access";
@@ -531,7 +531,7 @@ async fn refresh_tokens_expire_after_the_workspace_lifetime() {
     )
     .await;
     let tokens = lab.tv_tokens(ALL_SCOPES).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    outlive_a_one_second_lifetime().await;
     assert!(!lab.active(tokens.refresh()).await);
     let (status, body) = lab.refresh(&lab.tv, tokens.refresh(), None).await;
     assert_eq!((status, error_of(&body)), (400, "invalid_grant"));
@@ -549,7 +549,8 @@ async fn device_grant_max_age_ends_refresh_whatever_the_rotation() {
     let rotated = Tokens::from_body(rotated);
     assert!(lab.active(rotated.refresh()).await);
 
-    // The admin shortens the maximum age: it applies to authorizations already made.
+    // The admin shortens the maximum age: it applies to authorizations already made. 1 s is
+    // the least there is (ages count whole seconds), so the wait below is just over one.
     workspaces::update(
         &lab.app.core.db,
         &Actor::Cli,
@@ -883,7 +884,7 @@ async fn an_expired_access_token_is_inactive() {
     .await;
     let tokens = lab.tv_tokens(ALL_SCOPES).await;
     assert_eq!(tokens.body["expires_in"], 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    outlive_a_one_second_lifetime().await;
     assert!(!lab.active(&tokens.access).await);
     let (status, _, headers) = userinfo_get(&lab, Some(&tokens.access)).await;
     assert_eq!(status, 401);
