@@ -15,6 +15,8 @@ pub const CONFIG_FILE_VAR: &str = "VESTIBULE_CONFIG";
 /// The file read when neither `--config` nor [`CONFIG_FILE_VAR`] is given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "vestibule.toml";
 const ENV_PREFIX: &str = "VESTIBULE";
+/// `server.public_url` when none is configured (and `server.bind` names a port).
+const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// A configuration problem: which key, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +59,9 @@ pub struct ServerSettings {
     pub public_url: String,
     pub data_dir: PathBuf,
     pub trusted_proxies: Vec<IpNet>,
+    /// `bind` asks for any free port and no `public_url` was configured: the public URL is
+    /// only known once the listener is bound.
+    public_url_from_listener: bool,
 }
 
 impl ServerSettings {
@@ -64,6 +69,21 @@ impl ServerSettings {
     #[must_use]
     pub fn is_https(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+
+    /// Records the address the listener got. When `bind` asked for port 0 and no `public_url`
+    /// was configured, the public URL names that address, so that issuers and verification URIs
+    /// reach this server (a wildcard address is reached through loopback).
+    pub fn listening_on(&mut self, local: SocketAddr) {
+        if !self.public_url_from_listener {
+            return;
+        }
+        let ip = match local.ip() {
+            ip if !ip.is_unspecified() => ip,
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        self.public_url = format!("http://{}", SocketAddr::new(ip, local.port()));
     }
 }
 
@@ -88,6 +108,8 @@ pub struct SecuritySettings {
     pub user_code_failure_window: u64,
     pub device_authorization_limit: u32,
     pub device_authorization_window: u64,
+    /// Seconds each instance uses its cached signing keys before reading them again.
+    pub key_cache_ttl: u64,
 }
 
 impl fmt::Debug for SecuritySettings {
@@ -104,6 +126,7 @@ impl fmt::Debug for SecuritySettings {
                 "device_authorization_window",
                 &self.device_authorization_window,
             )
+            .field("key_cache_ttl", &self.key_cache_ttl)
             .finish()
     }
 }
@@ -158,12 +181,12 @@ impl fmt::Debug for BootstrapSettings {
 
 const DEFAULTS: &[(&str, &str)] = &[
     ("server.bind", "127.0.0.1:8080"),
-    ("server.public_url", "http://127.0.0.1:8080"),
     ("server.data_dir", "data"),
     ("security.user_code_max_failures", "10"),
     ("security.user_code_failure_window", "300"),
     ("security.device_authorization_limit", "30"),
     ("security.device_authorization_window", "60"),
+    ("security.key_cache_ttl", "5"),
     ("mail.transport", "file"),
     ("mail.from", "Vestibule <no-reply@localhost>"),
     ("mail.retry_initial", "5"),
@@ -228,10 +251,18 @@ impl Settings {
     }
 
     fn from_config(r: &Reader<'_>) -> Result<Self, ConfigError> {
+        let bind: SocketAddr = r.parse("server.bind", "a socket address such as 127.0.0.1:8080")?;
+        let public_url_configured = r.is_set("server.public_url");
+        let public_url = if public_url_configured {
+            r.required("server.public_url")?
+        } else {
+            DEFAULT_PUBLIC_URL.to_owned()
+        };
         let server = ServerSettings {
-            bind: r.parse("server.bind", "a socket address such as 127.0.0.1:8080")?,
-            public_url: parse_public_url(&r.required("server.public_url")?)
+            bind,
+            public_url: parse_public_url(&public_url)
                 .map_err(|m| ConfigError::new("server.public_url", m))?,
+            public_url_from_listener: !public_url_configured && bind.port() == 0,
             data_dir: PathBuf::from(r.required("server.data_dir")?),
             trusted_proxies: r
                 .list("server.trusted_proxies")?
@@ -295,6 +326,8 @@ impl Settings {
                 1,
                 86_400,
             )?,
+            // SPEC §1: a change (here a key rotation) reaches every instance within 5 seconds.
+            key_cache_ttl: r.ranged("security.key_cache_ttl", 1, 5)?,
         };
 
         let transport = match r.required("mail.transport")?.as_str() {
@@ -397,6 +430,14 @@ fn config_file(
 struct Reader<'a>(&'a config::Config);
 
 impl Reader<'_> {
+    /// Whether a file or the environment gives `key` a value, even an empty one.
+    fn is_set(&self, key: &str) -> bool {
+        !matches!(
+            self.0.get_string(key),
+            Err(config::ConfigError::NotFound(_))
+        )
+    }
+
     fn optional(&self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.0.get_string(key) {
             Ok(v) if v.trim().is_empty() => Ok(None),
@@ -540,6 +581,7 @@ mod tests {
         assert_eq!(s.database.url, "sqlite://data/vestibule.db?mode=rwc");
         assert_eq!(s.security.user_code_max_failures, 10);
         assert_eq!(s.security.user_code_failure_window, 300);
+        assert_eq!(s.security.key_cache_ttl, 5);
         assert_eq!(s.mail.transport, MailTransport::File);
         assert_eq!(s.mail.retry_initial, 5);
         assert_eq!(s.mail.retry_max, 300);
@@ -571,6 +613,35 @@ mod tests {
         assert_eq!(s.database.backend, Backend::Postgres);
         assert_eq!(s.database.max_connections, 16);
         assert_eq!(s.security.user_code_max_failures, 3);
+    }
+
+    #[test]
+    fn any_free_port_names_itself_unless_a_public_url_is_configured() {
+        let bound: SocketAddr = "127.0.0.1:43210".parse().unwrap();
+        let mut free = Settings::load_from(None, env(&[("VESTIBULE__SERVER__BIND", "0.0.0.0:0")]))
+            .unwrap()
+            .server;
+        free.listening_on("0.0.0.0:43210".parse().unwrap());
+        assert_eq!(free.public_url, "http://127.0.0.1:43210");
+
+        let mut configured = Settings::load_from(
+            None,
+            env(&[
+                ("VESTIBULE__SERVER__BIND", "127.0.0.1:0"),
+                ("VESTIBULE__SERVER__PUBLIC_URL", "https://id.example.com"),
+            ]),
+        )
+        .unwrap()
+        .server;
+        configured.listening_on(bound);
+        assert_eq!(configured.public_url, "https://id.example.com");
+
+        let mut fixed = Settings::load_from(None, HashMap::new()).unwrap().server;
+        fixed.listening_on(bound);
+        assert_eq!(fixed.public_url, "http://127.0.0.1:8080");
+
+        let empty = Settings::load_from(None, env(&[("VESTIBULE__SERVER__PUBLIC_URL", "")]));
+        assert_eq!(empty.unwrap_err().key, "server.public_url");
     }
 
     #[test]
@@ -607,6 +678,11 @@ mod tests {
                 "VESTIBULE__SECURITY__USER_CODE_FAILURE_WINDOW",
                 "0",
                 "security.user_code_failure_window",
+            ),
+            (
+                "VESTIBULE__SECURITY__KEY_CACHE_TTL",
+                "6",
+                "security.key_cache_ttl",
             ),
             ("VESTIBULE__MAIL__TRANSPORT", "pigeon", "mail.transport"),
             ("VESTIBULE__MAIL__TRANSPORT", "smtp", "mail.smtp_url"),

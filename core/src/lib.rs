@@ -79,6 +79,9 @@ impl Core {
                 std::time::Duration::from_secs(security.device_authorization_window),
             )
         });
+        let keys = Arc::new(services::keys::KeyCache::new(
+            std::time::Duration::from_secs(security.key_cache_ttl),
+        ));
         let user_code_guard = Arc::new(throttle::UserCodeGuard::new(
             settings.security.user_code_max_failures,
             std::time::Duration::from_secs(settings.security.user_code_failure_window),
@@ -89,7 +92,7 @@ impl Core {
                 db,
                 keyring: Arc::new(keyring),
                 polls: Arc::default(),
-                keys: Arc::default(),
+                keys,
                 records: Arc::default(),
                 sign_in_limit: throttle::Limit::new(SIGN_IN_MAX_FAILURES, SIGN_IN_WINDOW),
                 counters: Arc::default(),

@@ -20,25 +20,24 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the database (migrating and bootstrapping it), binds `server.bind` and builds the
-    /// server.
+    /// Binds `server.bind` (so that port 0 is resolved before the public URL is needed), opens
+    /// the database (migrating and bootstrapping it) and builds the server.
     ///
     /// # Errors
-    /// When the database, the master key or the listener cannot be set up.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let (core, report) = Core::open(settings).await?;
-        crate::cli::announce_bootstrap(&report);
-        Self::with_core(core)
-    }
-
-    /// Builds the server on an already opened [`Core`].
-    ///
-    /// # Errors
-    /// When the listener cannot be bound.
-    pub fn with_core(core: Core) -> anyhow::Result<Self> {
-        let bind = core.settings.server.bind;
+    /// When the listener, the database or the master key cannot be set up.
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        let bind = settings.server.bind;
         let listener =
             TcpListener::bind(bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        settings.server.listening_on(listener.local_addr()?);
+        let (core, report) = Core::open(settings).await?;
+        crate::cli::announce_bootstrap(&report);
+        Self::serve(core, listener)
+    }
+
+    /// Builds the server on an opened [`Core`] and its bound listener.
+    fn serve(core: Core, listener: TcpListener) -> anyhow::Result<Self> {
+        let bind = core.settings.server.bind;
         let port = listener.local_addr()?.port();
         let metrics = crate::metrics::middleware(&core)?;
         let data = web::Data::new(core.clone());

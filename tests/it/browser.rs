@@ -1,10 +1,13 @@
 //! Real-browser tests: Debian's Chromium, headless, driven through chromedriver (WebDriver) with
-//! fantoccini. They run only with `VESTIBULE_BROWSER_TESTS=1`; under `CI=true` a missing
-//! Chromium or chromedriver fails them. A failure leaves a screenshot in
-//! `target/browser-screenshots/`; a success refreshes the README's tour in `docs/screenshots/`.
+//! fantoccini. Ignored unless asked for (`cargo test --test it browser -- --ignored`); under
+//! `CI=true` a missing Chromium or chromedriver fails them. Screenshots go to
+//! `target/tmp/browser-screenshots/`: the README's tour after a pass, the last page after a
+//! failure. With `VESTIBULE_REFRESH_SCREENSHOTS=1` (outside CI) a pass refreshes the tour in
+//! `docs/screenshots/` instead.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
@@ -16,13 +19,16 @@ use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Set to `1` to write the tour's screenshots over `docs/screenshots/`.
+const REFRESH_SCREENSHOTS: &str = "VESTIBULE_REFRESH_SCREENSHOTS";
 
-/// Whether this run should drive a browser; prints why not when it should not.
-fn browser_wanted(test: &str) -> bool {
-    if std::env::var("VESTIBULE_BROWSER_TESTS").as_deref() != Ok("1") {
-        eprintln!("{test}: skipped (set VESTIBULE_BROWSER_TESTS=1 to run browser tests)");
-        return false;
-    }
+fn under_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Whether Chromium and chromedriver are installed; prints why the test is skipped when not.
+/// Under CI their absence fails the test instead.
+fn browser_installed(test: &str) -> bool {
     let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
         .into_iter()
         .filter(|p| !Path::new(p).exists())
@@ -31,7 +37,7 @@ fn browser_wanted(test: &str) -> bool {
         return true;
     }
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
+        !under_ci(),
         "{test}: {} missing under CI=true (apt-get install chromium chromium-driver)",
         missing.join(" and ")
     );
@@ -42,6 +48,23 @@ fn browser_wanted(test: &str) -> bool {
     false
 }
 
+/// Where the tour's screenshots go: the README's `docs/screenshots/` only when asked for, and
+/// never under CI (a test run must not rewrite tracked files); otherwise the target directory.
+fn tour_screenshots_dir() -> PathBuf {
+    if std::env::var(REFRESH_SCREENSHOTS).as_deref() != Ok("1") {
+        return scratch_screenshots_dir();
+    }
+    if under_ci() {
+        eprintln!("{REFRESH_SCREENSHOTS}=1 is ignored under CI=true");
+        return scratch_screenshots_dir();
+    }
+    repo_root().join("docs/screenshots")
+}
+
+fn scratch_screenshots_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots")
+}
+
 /// A chromedriver of our own on a free port, stopped when dropped.
 struct Driver {
     child: Child,
@@ -49,25 +72,23 @@ struct Driver {
 }
 
 impl Driver {
+    /// Starts chromedriver on port 0, so that it binds a free port itself, and learns which
+    /// from the line it prints once it listens.
     async fn start() -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        let mut child = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .context("start chromedriver")?;
-        let driver = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let stdout = child.stdout.take().context("chromedriver's output")?;
+        // Owned from here, so that it is stopped whatever happens next.
+        let mut driver = Self { child, port: 0 };
+        let announced = tokio::task::spawn_blocking(move || announced_port(stdout));
+        // Late, the reading thread gone, or no port in what it said.
+        driver.port = tokio::time::timeout(Duration::from_secs(20), announced)
             .await
-            .is_err()
-        {
-            ensure!(Instant::now() < deadline, "chromedriver did not listen");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            .context("chromedriver did not say where it listens")???;
         Ok(driver)
     }
 
@@ -96,6 +117,21 @@ impl Driver {
             .await
             .context("open a WebDriver session")
     }
+}
+
+/// The port in chromedriver's "started successfully on port N." line. The rest of its output
+/// is read on a thread of its own, so that it never waits on a full pipe.
+fn announced_port(stdout: ChildStdout) -> anyhow::Result<u16> {
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next() {
+        let line = line?;
+        if let Some(rest) = line.split("started successfully on port ").nth(1) {
+            let port = rest.trim().trim_end_matches('.').parse()?;
+            std::thread::spawn(move || lines.for_each(drop));
+            return Ok(port);
+        }
+    }
+    bail!("chromedriver stopped before it listened")
 }
 
 impl Drop for Driver {
@@ -321,9 +357,10 @@ async fn scenario(tour: &mut Tour, app: &TestApp) -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+#[ignore = "drives Chromium: cargo test --test it browser -- --ignored"]
 async fn console_simulator_and_activate_in_chromium() {
     const TEST: &str = "console_simulator_and_activate_in_chromium";
-    if !browser_wanted(TEST) {
+    if !browser_installed(TEST) {
         return;
     }
     let app = TestApp::spawn().await;
@@ -337,15 +374,15 @@ async fn console_simulator_and_activate_in_chromium() {
     };
     let outcome = scenario(&mut tour, &app).await;
     if let Err(e) = &outcome {
-        let dir = repo_root().join("target/browser-screenshots");
-        let saved = save_screenshot(&tour.browser, &dir, TEST).await;
+        let saved = save_screenshot(&tour.browser, &scratch_screenshots_dir(), TEST).await;
         let _ = tour.browser.clone().close().await;
         panic!("{e:#}\nscreenshot: {saved:?}");
     }
-    let dir = repo_root().join("docs/screenshots");
-    std::fs::create_dir_all(&dir).expect("docs/screenshots");
+    let dir = tour_screenshots_dir();
+    std::fs::create_dir_all(&dir).expect("a screenshot directory");
     for (name, png) in &tour.shots {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("save a screenshot");
     }
+    eprintln!("{TEST}: tour screenshots in {}", dir.display());
     tour.browser.close().await.expect("close the browser");
 }

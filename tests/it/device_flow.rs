@@ -29,7 +29,7 @@ use vestibule_core::services::device_authorizations;
 use vestibule_core::services::device_grants::{self, Decision, Lookup};
 use vestibule_core::services::workspaces::Changes;
 
-use crate::helpers::{Browser, TestApp};
+use crate::helpers::{Browser, TestApp, outlive_a_one_second_lifetime};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -276,6 +276,8 @@ async fn public_client_full_flow_with_openidconnect() {
         let app_core = app.core.clone();
         let alice = alice.clone();
         async move {
+            // The device polls after its 1-second interval (the protocol counts whole seconds);
+            // approve after that first poll, so that it goes from pending to approved.
             tokio::time::sleep(Duration::from_millis(1500)).await;
             let Lookup::Pending(p) =
                 device_grants::find_by_user_code(&app_core.db, &app_core.keyring, &user_code)
@@ -576,6 +578,7 @@ async fn token_endpoint_answers_every_state() {
     // A second, patient grant: authorization_pending, then the decision.
     let second = authorize(&app, "states", &cid, None).await;
     let second_code = second["device_code"].as_str().unwrap();
+    // Intervals count whole seconds: 1 s is the least a workspace allows.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, body) = poll(&app, "states", &cid, second_code).await;
     assert_eq!((status, error_of(&body)), (400, "authorization_pending"));
@@ -708,8 +711,9 @@ async fn token_endpoint_answers_every_state() {
     assert_eq!((status, error_of(&body)), (401, "invalid_client"));
 }
 
-/// Polls ask `instance` every 1.1 s (the interval is 1 s) until the answer is no longer
-/// `authorization_pending`; at most `tries` times.
+/// Polls ask `instance` every 1.1 s (the interval is 1 s, the least there is: the protocol
+/// counts whole seconds) until the answer is no longer `authorization_pending`; at most `tries`
+/// times.
 async fn poll_until_decided(
     instance: &TestApp,
     slug: &str,
@@ -740,6 +744,7 @@ async fn decisions_made_on_another_instance_reach_pending_polls() {
 
     let approved = authorize(&app, "peers", &cid, None).await;
     let revoked = authorize(&app, "peers", &cid, None).await;
+    // One polling interval, 1 s (whole seconds), so that these polls are not too fast.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for started in [&approved, &revoked] {
         let (_, body) = poll(
@@ -807,7 +812,7 @@ async fn expired_codes_answer_expired_token() {
     let (cid, _) = app.client(&ws, true, &["device_code"], "openid").await;
     let started = authorize(&app, "brief", &cid, None).await;
     assert_eq!(started["expires_in"], 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    outlive_a_one_second_lifetime().await;
     let (status, body) = poll(
         &app,
         "brief",

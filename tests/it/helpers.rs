@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use sea_orm::{ConnectionTrait as _, Database};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DbBackend, Statement,
+};
 use vestibule_core::Core;
 use vestibule_core::config::Settings;
 use vestibule_core::entities::{user, workspace};
@@ -28,11 +30,21 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// A fresh database: PostgreSQL when `VESTIBULE_TEST_DATABASE_URL` is set, else SQLite in
-    /// a temporary directory. Under `CI=true` an unreachable PostgreSQL fails the test.
+    /// A fresh database: PostgreSQL when `VESTIBULE_TEST_DATABASE_URL` is set (already migrated,
+    /// cloned from a template), else SQLite in a temporary directory. An unreachable PostgreSQL
+    /// fails the test.
     pub async fn new() -> Self {
+        Self::fresh(true).await
+    }
+
+    /// A fresh database without any migration applied, on either backend.
+    pub async fn unmigrated() -> Self {
+        Self::fresh(false).await
+    }
+
+    async fn fresh(migrated: bool) -> Self {
         match std::env::var("VESTIBULE_TEST_DATABASE_URL") {
-            Ok(server) if !server.is_empty() => Self::postgres(server).await,
+            Ok(server) if !server.is_empty() => Self::postgres(server, migrated).await,
             _ => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}/test.db?mode=rwc", dir.path().display());
@@ -45,24 +57,124 @@ impl TestDb {
         }
     }
 
-    async fn postgres(server: String) -> Self {
+    /// When `migrated`, a clone of the run's migrated template, so each test skips the
+    /// migrations; else an empty database.
+    async fn postgres(server: String, migrated: bool) -> Self {
         let name = format!("vestibule_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(server.as_str())
-            .await
-            .unwrap_or_else(|e| panic!("VESTIBULE_TEST_DATABASE_URL is set but unreachable: {e}"));
+        let create = if migrated {
+            let template = TEMPLATE.get_or_init(|| migrated_template(&server)).await;
+            format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")
+        } else {
+            format!("CREATE DATABASE \"{name}\"")
+        };
+        let admin = connect_server(&server).await;
         admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .execute_unprepared(&create)
             .await
             .expect("create test database");
         let _ = admin.close().await;
-        let mut url = url::Url::parse(&server).expect("VESTIBULE_TEST_DATABASE_URL is a URL");
-        url.set_path(&format!("/{name}"));
         Self {
-            url: url.to_string(),
+            url: database_url(&server, &name),
             postgres: Some((server, name)),
             _dir: None,
         }
     }
+}
+
+/// The template of this process's test databases, migrated once.
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// Serialises template builds across test processes on one PostgreSQL server ("vestib" in
+/// ASCII, a key no other lock of ours uses).
+const TEMPLATE_LOCK: i64 = 0x7665_7374_6962;
+
+/// The migrated template database named after the migration sources, built unless an earlier
+/// run already did. Concurrent test processes wait for each other on an advisory lock; the
+/// build happens under a scratch name and is renamed once complete, so an interrupted build is
+/// never cloned. Templates of older migration sets stay until dropped by hand.
+async fn migrated_template(server: &str) -> String {
+    let name = format!("vestibule_template_{}", migration_set_digest());
+    // On one connection: the advisory lock belongs to the session that took it.
+    let admin = connect_server(server).await;
+    admin
+        .execute_unprepared(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))
+        .await
+        .expect("lock the template");
+    let exists = admin
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            [name.clone().into()],
+        ))
+        .await
+        .expect("look for the template")
+        .is_some();
+    if !exists {
+        let scratch = format!("{name}_partial");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS \"{scratch}\" WITH (FORCE)"),
+            format!("CREATE DATABASE \"{scratch}\""),
+        ] {
+            admin
+                .execute_unprepared(&sql)
+                .await
+                .expect("prepare the template");
+        }
+        let db = Database::connect(database_url(server, &scratch))
+            .await
+            .expect("connect to the template");
+        vestibule_core::db::migrate(&db)
+            .await
+            .expect("migrate the template");
+        db.close().await.expect("close the template");
+        admin
+            .execute_unprepared(&format!(
+                "ALTER DATABASE \"{scratch}\" RENAME TO \"{name}\""
+            ))
+            .await
+            .expect("name the template");
+    }
+    admin
+        .execute_unprepared(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))
+        .await
+        .expect("unlock the template");
+    let _ = admin.close().await;
+    name
+}
+
+/// A short digest of the migrations' sources: a new or edited migration makes a new template.
+fn migration_set_digest() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/src");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("the migrations' sources")
+        .map(|entry| entry.expect("a migration source").path())
+        .collect();
+    files.sort();
+    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for file in files {
+        digest.update(file.file_name().unwrap_or_default().as_encoded_bytes());
+        digest.update(&std::fs::read(&file).expect("read a migration source"));
+    }
+    digest.finish().as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One connection to the PostgreSQL server of `VESTIBULE_TEST_DATABASE_URL`.
+async fn connect_server(server: &str) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(server);
+    options.max_connections(1).sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .unwrap_or_else(|e| panic!("VESTIBULE_TEST_DATABASE_URL is set but unreachable: {e}"))
+}
+
+/// The URL of database `name` on `server`.
+fn database_url(server: &str, name: &str) -> String {
+    let mut url = url::Url::parse(server).expect("VESTIBULE_TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
 }
 
 impl Drop for TestDb {
@@ -138,19 +250,6 @@ impl TestApp {
         let db = TestDb::new().await;
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut env = base_env(&db, data_dir.path());
-        // The issuer must name the real port: take a free one, then bind it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        env.insert(
-            "VESTIBULE__SERVER__BIND".into(),
-            format!("127.0.0.1:{port}"),
-        );
-        env.insert(
-            "VESTIBULE__SERVER__PUBLIC_URL".into(),
-            format!("http://127.0.0.1:{port}"),
-        );
         customize(&mut env);
         let mut app = Self::start(env).await;
         app._db = Some(db);
@@ -166,7 +265,9 @@ impl TestApp {
         Self::start(env).await
     }
 
-    async fn start(env: HashMap<String, String>) -> Self {
+    /// Starts an instance. Without a public URL in `env` the app names the port it bound; the
+    /// environment kept for peers and CLI runs then carries that URL.
+    async fn start(mut env: HashMap<String, String>) -> Self {
         let settings = Settings::load_from(None, env.clone()).expect("test settings");
         if std::env::var_os("TEST_LOG").is_some() {
             vestibule_server::telemetry::init(&settings.log);
@@ -174,6 +275,10 @@ impl TestApp {
         let app = Application::build(settings).await.expect("app builds");
         let port = app.port();
         let core = app.core().clone();
+        env.insert(
+            "VESTIBULE__SERVER__PUBLIC_URL".into(),
+            core.settings.server.public_url.clone(),
+        );
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -282,7 +387,15 @@ impl Run {
 
 impl Cli {
     pub async fn new() -> Self {
-        let db = TestDb::new().await;
+        Self::on(TestDb::new().await)
+    }
+
+    /// On a database no migration has touched yet.
+    pub async fn unmigrated() -> Self {
+        Self::on(TestDb::unmigrated().await)
+    }
+
+    fn on(db: TestDb) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let env = base_env(&db, &dir.path().join("data"));
         Self { db, dir, env }
@@ -507,6 +620,13 @@ impl Browser {
         assert_eq!(done.status(), 200);
         done.text().await.unwrap()
     }
+}
+
+/// Waits until whatever was given a 1-second lifetime just before has expired. Lifetimes count
+/// whole seconds from a timestamp in whole seconds, so that is just over 2 s, whenever in its
+/// second it started; 1 s is the shortest lifetime a workspace allows.
+pub async fn outlive_a_one_second_lifetime() {
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
 }
 
 /// The value of a hidden form field.

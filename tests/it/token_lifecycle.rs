@@ -25,7 +25,7 @@ use vestibule_core::services::device_grants::Decision;
 use vestibule_core::services::workspaces::{self, Changes};
 use vestibule_core::services::{clients, keys};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, outlive_a_one_second_lifetime};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const ALL_SCOPES: &str = "openid profile email offline_access";
@@ -531,7 +531,7 @@ async fn refresh_tokens_expire_after_the_workspace_lifetime() {
     )
     .await;
     let tokens = lab.tv_tokens(ALL_SCOPES).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    outlive_a_one_second_lifetime().await;
     assert!(!lab.active(tokens.refresh()).await);
     let (status, body) = lab.refresh(&lab.tv, tokens.refresh(), None).await;
     assert_eq!((status, error_of(&body)), (400, "invalid_grant"));
@@ -549,7 +549,8 @@ async fn device_grant_max_age_ends_refresh_whatever_the_rotation() {
     let rotated = Tokens::from_body(rotated);
     assert!(lab.active(rotated.refresh()).await);
 
-    // The admin shortens the maximum age: it applies to authorizations already made.
+    // The admin shortens the maximum age: it applies to authorizations already made. 1 s is
+    // the least there is (ages count whole seconds), so the wait below is just over one.
     workspaces::update(
         &lab.app.core,
         &Actor::Cli,
@@ -879,7 +880,7 @@ async fn an_expired_access_token_is_inactive() {
     .await;
     let tokens = lab.tv_tokens(ALL_SCOPES).await;
     assert_eq!(tokens.body["expires_in"], 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    outlive_a_one_second_lifetime().await;
     assert!(!lab.active(&tokens.access).await);
     let (status, _, headers) = userinfo_get(&lab, Some(&tokens.access)).await;
     assert_eq!(status, 401);
@@ -1199,10 +1200,15 @@ async fn client_credentials_for_confidential_clients() {
 
 /// `vestibule keys rotate` against the running app's database: old tokens keep verifying
 /// through the JWKS, new ones use the new key, and the retired key leaves the JWKS once the
-/// tokens it signed can no longer be valid.
+/// tokens it signed can no longer be valid. Keys are cached for 1 s here, the least
+/// `security.key_cache_ttl` allows, so that the retired key goes soon.
 #[tokio::test]
 async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
-    let lab = lab("keys", Changes::default()).await;
+    let app = TestApp::spawn_with(|env| {
+        env.insert("VESTIBULE__SECURITY__KEY_CACHE_TTL".into(), "1".into());
+    })
+    .await;
+    let lab = lab_in(app, "keys", Changes::default()).await;
     let before = lab.tv_tokens(ALL_SCOPES).await;
     let old_kid = kid_of(&before.access);
     assert_eq!(jwks(&lab.app, &lab.ep.jwks).await.keys.len(), 1);
@@ -1253,7 +1259,7 @@ async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
     assert_eq!(kid_of(refreshed["access_token"].as_str().unwrap()), new_kid);
 
     // With 1-second token lifetimes, the retired key goes once nothing it signed can be
-    // valid (plus the key cache's few seconds during which other instances may still sign).
+    // valid (plus the key cache's second during which other instances may still sign).
     workspaces::update(
         &lab.app.core,
         &Actor::Cli,

@@ -12,6 +12,7 @@ use sea_orm::{
     QueryFilter as _, QueryOrder as _, Set, TransactionTrait as _,
 };
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 use crate::Core;
@@ -38,31 +39,33 @@ impl std::fmt::Debug for SigningKey {
 
 /// Keys briefly cached per workspace: the unsealed current key (so signing does not unseal and
 /// parse it on every token) and the published public keys (so verifying does not read them on
-/// every request). A rotation by another instance is picked up within [`CACHE_TTL`].
+/// every request). A rotation by another instance is picked up within the cache's TTL.
 #[derive(Debug)]
 pub struct KeyCache {
+    ttl: Duration,
     current: TtlCache<Uuid, Arc<SigningKey>>,
     verifiers: TtlCache<Uuid, Arc<Verifiers>>,
 }
 
-impl Default for KeyCache {
-    fn default() -> Self {
+impl KeyCache {
+    /// A cache whose keys are used for `ttl` (`security.key_cache_ttl`) before the database is
+    /// asked again.
+    #[must_use]
+    pub fn new(ttl: Duration) -> Self {
         Self {
-            current: TtlCache::new(CACHE_TTL),
-            verifiers: TtlCache::new(CACHE_TTL),
+            ttl,
+            current: TtlCache::new(ttl),
+            verifiers: TtlCache::new(ttl),
         }
     }
-}
 
-/// How long a cached key is used before the database is asked again.
-pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+    /// How long a cached key is used: for that long after a rotation, other instances may still
+    /// sign with the key it retired.
+    #[must_use]
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
 
-/// Seconds a retired key stays published beyond the lifetime of the tokens it signed: until
-/// their key caches expire, other instances may still sign with it.
-#[allow(clippy::cast_possible_wrap)]
-const RETIREMENT_SLACK: i64 = CACHE_TTL.as_secs() as i64;
-
-impl KeyCache {
     /// The workspace's current key, from the cache when fresh.
     ///
     /// # Errors
@@ -97,7 +100,9 @@ impl KeyCache {
         {
             return Ok(cached);
         }
-        let fresh = Arc::new(Verifiers::from_keys(&published(db, workspace).await?)?);
+        let fresh = Arc::new(Verifiers::from_keys(
+            &published(db, workspace, self.ttl).await?,
+        )?);
         self.verifiers.insert(workspace.id, fresh.clone());
         Ok(fresh)
     }
@@ -259,18 +264,20 @@ pub async fn current(
 
 /// The keys a verifier may meet: the current one, and each retired one while tokens it signed
 /// can still be valid — until `retired_at` + the longer of the workspace's access and ID token
-/// lifetimes (+ the key cache's lifetime, during which other instances may still sign with
-/// it). Newest first.
+/// lifetimes (+ `key_cache_ttl`, the key cache's lifetime, during which other instances may
+/// still sign with it). Newest first.
 ///
 /// # Errors
 /// On a database failure, or a workspace row with invalid settings.
 pub async fn published(
     db: &impl ConnectionTrait,
     workspace: &Workspace,
+    key_cache_ttl: Duration,
 ) -> Result<Vec<signing_key::Model>, Error> {
     let settings = &workspace.settings;
+    let slack = i64::try_from(key_cache_ttl.as_secs()).unwrap_or(i64::MAX);
     let lifetime = std::cmp::max(settings.access_token_ttl.get(), settings.id_token_ttl.get())
-        + RETIREMENT_SLACK;
+        .saturating_add(slack);
     Ok(signing_key::Entity::find()
         .filter(signing_key::Column::WorkspaceId.eq(workspace.id))
         .filter(
@@ -287,8 +294,12 @@ pub async fn published(
 ///
 /// # Errors
 /// On a database failure or a corrupt stored JWK.
-pub async fn jwks(db: &impl ConnectionTrait, workspace: &Workspace) -> Result<JwkSet, Error> {
-    let keys = published(db, workspace)
+pub async fn jwks(
+    db: &impl ConnectionTrait,
+    workspace: &Workspace,
+    key_cache_ttl: Duration,
+) -> Result<JwkSet, Error> {
+    let keys = published(db, workspace, key_cache_ttl)
         .await?
         .iter()
         .map(parse_jwk)

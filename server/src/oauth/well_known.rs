@@ -57,7 +57,7 @@ pub async fn jwks(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, OAuthResponse> {
     let workspace = super::workspace(&core, &slug).await?;
-    let set = keys::jwks(&core.db, &workspace).await?;
+    let set = keys::jwks(&core.db, &workspace, core.keys.ttl()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, CACHE))
         .json(set))
