@@ -13,7 +13,7 @@ use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, Condition, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbErr, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _, Set, TransactionTrait as _,
+    QuerySelect as _, Set, TransactionTrait as _, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -308,8 +308,7 @@ impl GrantTransaction<'_> {
         verdict: Verdict,
         now: i64,
     ) -> Result<Option<device_grant::Model>, Error> {
-        let changed = device_grant::Entity::update_many()
-            .col_expr(device_grant::Column::Status, Expr::value(verdict.status))
+        let update = device_grant::Entity::update_many()
             .col_expr(device_grant::Column::UserId, Expr::value(verdict.user_id))
             .col_expr(
                 device_grant::Column::AuthTime,
@@ -317,13 +316,12 @@ impl GrantTransaction<'_> {
             )
             .col_expr(device_grant::Column::DecidedAt, Expr::value(now))
             .col_expr(device_grant::Column::ApprovedIp, Expr::value(verdict.ip))
-            .filter(device_grant::Column::Id.eq(grant_id))
             .filter(device_grant::Column::WorkspaceId.eq(verdict.workspace_id))
-            .filter(device_grant::Column::Status.eq(Status::Pending))
-            .filter(device_grant::Column::ExpiresAt.gt(now))
-            .exec(&self.txn)
-            .await?;
-        if changed.rows_affected != 1 {
+            .filter(device_grant::Column::ExpiresAt.gt(now));
+        if !self
+            .flip(grant_id, &[Status::Pending], verdict.status, update)
+            .await?
+        {
             return Ok(None);
         }
         let grant = device_grant::Entity::find_by_id(grant_id)
@@ -344,19 +342,15 @@ impl GrantTransaction<'_> {
         grant: &device_grant::Model,
         now: i64,
     ) -> Result<bool, Error> {
-        let denied = device_grant::Entity::update_many()
-            .col_expr(device_grant::Column::Status, Expr::value(Status::Denied))
+        let update = device_grant::Entity::update_many()
             .col_expr(
                 device_grant::Column::DecidedAt,
                 Func::coalesce([Expr::col(device_grant::Column::DecidedAt), Expr::value(now)])
                     .into(),
             )
-            .filter(device_grant::Column::Id.eq(grant.id))
-            .filter(device_grant::Column::WorkspaceId.eq(grant.workspace_id))
-            .filter(device_grant::Column::Status.is_in([Status::Pending, Status::Approved]))
-            .exec(&self.txn)
-            .await?;
-        if denied.rows_affected != 1 {
+            .filter(device_grant::Column::WorkspaceId.eq(grant.workspace_id));
+        let live = [Status::Pending, Status::Approved];
+        if !self.flip(grant.id, &live, Status::Denied, update).await? {
             return Ok(false);
         }
         self.changed(&grant.device_code_hash, Status::Denied);
@@ -383,8 +377,7 @@ impl GrantTransaction<'_> {
             slow_downs: seen.slow_downs.max(grant.slow_downs),
             interval: seen.interval.max(grant.interval),
         };
-        let consumed = device_grant::Entity::update_many()
-            .col_expr(device_grant::Column::Status, Expr::value(Status::Consumed))
+        let update = device_grant::Entity::update_many()
             .col_expr(device_grant::Column::ConsumedAt, Expr::value(now))
             .col_expr(device_grant::Column::PollCount, Expr::value(written.polls))
             .col_expr(
@@ -395,16 +388,33 @@ impl GrantTransaction<'_> {
                 device_grant::Column::Interval,
                 Expr::value(written.interval),
             )
-            .filter(device_grant::Column::Id.eq(grant.id))
-            .filter(device_grant::Column::Status.eq(Status::Approved))
-            .filter(device_grant::Column::ExpiresAt.gt(now))
-            .exec(&self.txn)
-            .await?;
-        if consumed.rows_affected != 1 {
+            .filter(device_grant::Column::ExpiresAt.gt(now));
+        if !self
+            .flip(grant.id, &[Status::Approved], Status::Consumed, update)
+            .await?
+        {
             return Ok(None);
         }
         self.changed(&grant.device_code_hash, Status::Consumed);
         Ok(Some(written))
+    }
+
+    /// Moves grant `id` from one of `from` to `to`, with the other columns `update` sets and
+    /// the conditions it adds: one conditional update, `true` when it changed that grant.
+    async fn flip(
+        &self,
+        id: Uuid,
+        from: &[Status],
+        to: Status,
+        update: UpdateMany<device_grant::Entity>,
+    ) -> Result<bool, Error> {
+        let changed = update
+            .col_expr(device_grant::Column::Status, Expr::value(to))
+            .filter(device_grant::Column::Id.eq(id))
+            .filter(device_grant::Column::Status.is_in(from.iter().copied()))
+            .exec(&self.txn)
+            .await?;
+        Ok(changed.rows_affected == 1)
     }
 
     fn changed(&mut self, hash: &str, status: Status) {
