@@ -455,15 +455,83 @@ mod tests {
 
     use super::*;
 
-    async fn database() -> (tempfile::TempDir, DatabaseConnection) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut options =
-            ConnectOptions::new(format!("sqlite://{}/t.db?mode=rwc", dir.path().display()));
-        // Grants here belong to no real workspace or client.
-        options.map_sqlx_sqlite_opts(|o| o.foreign_keys(false));
-        let db = Database::connect(options).await.unwrap();
+    /// A fresh database: on the PostgreSQL server named by `VESTIBULE_TEST_DATABASE_URL` when
+    /// the suite runs there (dropped afterwards), else SQLite in a temporary directory. Grants
+    /// here belong to no real workspace or client, so foreign keys are left out.
+    struct TestDb {
+        db: DatabaseConnection,
+        _dir: Option<tempfile::TempDir>,
+        /// The server's URL and the database's name, to drop it.
+        postgres: Option<(String, String)>,
+    }
+
+    impl TestDb {
+        fn is_postgres(&self) -> bool {
+            self.postgres.is_some()
+        }
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            let Some((server, name)) = self.postgres.take() else {
+                return;
+            };
+            // Drop runs inside the test's runtime: drop the database from another thread.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let admin = Database::connect(server.as_str()).await.unwrap();
+                    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = admin.execute_unprepared(&drop).await;
+                    let _ = admin.close().await;
+                });
+            })
+            .join();
+        }
+    }
+
+    async fn database() -> TestDb {
+        let server = std::env::var("VESTIBULE_TEST_DATABASE_URL")
+            .ok()
+            .filter(|s| !s.is_empty());
+        let Some(server) = server else {
+            let dir = tempfile::tempdir().unwrap();
+            let mut options =
+                ConnectOptions::new(format!("sqlite://{}/t.db?mode=rwc", dir.path().display()));
+            options.map_sqlx_sqlite_opts(|o| o.foreign_keys(false));
+            let db = Database::connect(options).await.unwrap();
+            crate::db::migrate(&db).await.unwrap();
+            return TestDb {
+                db,
+                _dir: Some(dir),
+                postgres: None,
+            };
+        };
+        let name = format!("vestibule_store_{}", Uuid::new_v4().simple());
+        let admin = Database::connect(server.as_str()).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        let mut url = url::Url::parse(&server).unwrap();
+        url.set_path(&format!("/{name}"));
+        let db = Database::connect(url.as_str()).await.unwrap();
         crate::db::migrate(&db).await.unwrap();
-        (dir, db)
+        db.execute_unprepared(
+            "ALTER TABLE device_grants DROP CONSTRAINT fk_device_grants_workspace, \
+             DROP CONSTRAINT fk_device_grants_client, DROP CONSTRAINT fk_device_grants_user",
+        )
+        .await
+        .unwrap();
+        TestDb {
+            db,
+            _dir: None,
+            postgres: Some((server, name)),
+        }
     }
 
     fn pending(hash: &str) -> device_grant::ActiveModel {
@@ -518,7 +586,21 @@ mod tests {
         }
     }
 
-    async fn log(db: &DatabaseConnection, id: i64, hash: &str) {
+    /// Appends a denial of `hash` to the change log, with the next id; returns it.
+    async fn log(db: &impl ConnectionTrait, hash: &str) -> i64 {
+        device_grant_change::Entity::insert(device_grant_change::ActiveModel {
+            device_code_hash: Set(hash.into()),
+            status: Set(Status::Denied),
+            ..Default::default()
+        })
+        .exec(db)
+        .await
+        .unwrap()
+        .last_insert_id
+    }
+
+    /// Appends a denial of `hash` with the id `id`, as a transaction holding it would.
+    async fn log_as(db: &impl ConnectionTrait, id: i64, hash: &str) {
         device_grant_change::Entity::insert(device_grant_change::ActiveModel {
             id: Set(id),
             device_code_hash: Set(hash.into()),
@@ -529,90 +611,96 @@ mod tests {
         .unwrap();
     }
 
+    async fn deny(db: &impl ConnectionTrait, g: &device_grant::Model) {
+        device_grant::Entity::update_many()
+            .col_expr(device_grant::Column::Status, Expr::value(Status::Denied))
+            .filter(device_grant::Column::Id.eq(g.id))
+            .exec(db)
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn a_decision_committed_by_one_instance_reaches_the_other_by_the_log() {
-        let (_dir, db) = database().await;
+        let test = database().await;
+        let db = &test.db;
         let (here, there) = (GrantStore::default(), GrantStore::default());
-        there.follow(&db).await.unwrap();
-        let g = here.insert(&db, pending("h1")).await.unwrap();
-        assert!(matches!(poll(&there, &db, &g).await, Sighting::Pending));
+        there.follow(db).await.unwrap();
+        let g = here.insert(db, pending("h1")).await.unwrap();
+        assert!(matches!(poll(&there, db, &g).await, Sighting::Pending));
 
-        let mut txn = here.begin(&db).await.unwrap();
+        let mut txn = here.begin(db).await.unwrap();
         txn.decide(g.id, approval(&g), crate::now()).await.unwrap();
         txn.commit().await.unwrap();
         assert!(
-            matches!(poll(&here, &db, &g).await, Sighting::Approved(_)),
+            matches!(poll(&here, db, &g).await, Sighting::Approved(_)),
             "the deciding instance knows at once"
         );
         assert!(
-            matches!(poll(&there, &db, &g).await, Sighting::Pending),
+            matches!(poll(&there, db, &g).await, Sighting::Pending),
             "the other one answers from memory until it follows the log"
         );
-        assert_eq!(there.follow(&db).await.unwrap(), 1);
-        assert!(matches!(poll(&there, &db, &g).await, Sighting::Approved(_)));
-        assert_eq!(there.follow(&db).await.unwrap(), 0, "each change once");
+        assert_eq!(there.follow(db).await.unwrap(), 1);
+        assert!(matches!(poll(&there, db, &g).await, Sighting::Approved(_)));
+        assert_eq!(there.follow(db).await.unwrap(), 0, "each change once");
     }
 
     #[tokio::test]
     async fn a_change_committed_below_the_cursor_is_still_seen() {
-        let (_dir, db) = database().await;
+        let test = database().await;
+        let db = &test.db;
         let (here, there) = (GrantStore::default(), GrantStore::default());
-        there.follow(&db).await.unwrap();
-        let g = here.insert(&db, pending("h2")).await.unwrap();
-        assert!(matches!(poll(&there, &db, &g).await, Sighting::Pending));
+        there.follow(db).await.unwrap();
+        let g = here.insert(db, pending("h2")).await.unwrap();
+        assert!(matches!(poll(&there, db, &g).await, Sighting::Pending));
         // Id 2 commits first (as PostgreSQL allows); the change holding id 1 comes later.
-        log(&db, 2, "elsewhere").await;
-        assert_eq!(there.follow(&db).await.unwrap(), 1);
-        device_grant::Entity::update_many()
-            .col_expr(device_grant::Column::Status, Expr::value(Status::Denied))
-            .exec(&db)
-            .await
-            .unwrap();
-        log(&db, 1, "h2").await;
-        assert_eq!(there.follow(&db).await.unwrap(), 1);
-        assert!(matches!(poll(&there, &db, &g).await, Sighting::Denied));
+        log_as(db, 2, "elsewhere").await;
+        assert_eq!(there.follow(db).await.unwrap(), 1);
+        deny(db, &g).await;
+        log_as(db, 1, "h2").await;
+        assert_eq!(there.follow(db).await.unwrap(), 1);
+        assert!(matches!(poll(&there, db, &g).await, Sighting::Denied));
     }
 
     #[tokio::test]
     async fn a_transaction_dropped_without_commit_changes_nothing() {
-        let (_dir, db) = database().await;
+        let test = database().await;
+        let db = &test.db;
         let store = GrantStore::default();
-        store.follow(&db).await.unwrap();
-        let g = store.insert(&db, pending("h3")).await.unwrap();
+        store.follow(db).await.unwrap();
+        let g = store.insert(db, pending("h3")).await.unwrap();
         {
-            let mut txn = store.begin(&db).await.unwrap();
+            let mut txn = store.begin(db).await.unwrap();
             assert!(txn.revoke(&g, crate::now()).await.unwrap());
         }
-        assert!(matches!(poll(&store, &db, &g).await, Sighting::Pending));
-        assert_eq!(store.follow(&db).await.unwrap(), 0);
+        assert!(matches!(poll(&store, db, &g).await, Sighting::Pending));
+        assert_eq!(store.follow(db).await.unwrap(), 0);
         assert_eq!(
-            device_grant_change::Entity::find()
-                .count(&db)
-                .await
-                .unwrap(),
+            device_grant_change::Entity::find().count(db).await.unwrap(),
             0
         );
     }
 
     #[tokio::test]
     async fn redemption_happens_once_and_writes_the_poll_counts() {
-        let (_dir, db) = database().await;
+        let test = database().await;
+        let db = &test.db;
         let store = GrantStore::default();
-        let g = store.insert(&db, pending("h4")).await.unwrap();
-        poll(&store, &db, &g).await;
-        let mut txn = store.begin(&db).await.unwrap();
+        let g = store.insert(db, pending("h4")).await.unwrap();
+        poll(&store, db, &g).await;
+        let mut txn = store.begin(db).await.unwrap();
         let approved = txn.decide(g.id, approval(&g), crate::now()).await.unwrap();
         txn.commit().await.unwrap();
         let approved = approved.unwrap();
-        let mut txn = store.begin(&db).await.unwrap();
+        let mut txn = store.begin(db).await.unwrap();
         let written = txn.redeem(&approved, crate::now()).await.unwrap();
         assert_eq!(written.map(|s| s.polls), Some(1));
         assert_eq!(txn.redeem(&approved, crate::now()).await.unwrap(), None);
         txn.commit().await.unwrap();
-        assert!(matches!(poll(&store, &db, &g).await, Sighting::Consumed));
+        assert!(matches!(poll(&store, db, &g).await, Sighting::Consumed));
         let statuses: Vec<Status> = device_grant_change::Entity::find()
             .order_by_asc(device_grant_change::Column::Id)
-            .all(&db)
+            .all(db)
             .await
             .unwrap()
             .into_iter()
@@ -623,14 +711,15 @@ mod tests {
 
     #[tokio::test]
     async fn pruning_keeps_the_newest_changes() {
-        let (_dir, db) = database().await;
-        assert_eq!(prune_changes(&db, 2).await.unwrap(), 0);
-        for id in 1..=5 {
-            log(&db, id, "h").await;
+        let test = database().await;
+        let db = &test.db;
+        assert_eq!(prune_changes(db, 2).await.unwrap(), 0);
+        for _ in 1..=5 {
+            log(db, "h").await;
         }
-        assert_eq!(prune_changes(&db, 2).await.unwrap(), 3);
+        assert_eq!(prune_changes(db, 2).await.unwrap(), 3);
         let left: Vec<i64> = device_grant_change::Entity::find()
-            .all(&db)
+            .all(db)
             .await
             .unwrap()
             .into_iter()
@@ -639,20 +728,44 @@ mod tests {
         assert_eq!(left, [4, 5]);
         // A reader that started after the pruned rows sees only what comes next.
         let store = GrantStore::default();
-        store.follow(&db).await.unwrap();
-        log(&db, 6, "h").await;
-        assert_eq!(store.follow(&db).await.unwrap(), 1);
+        store.follow(db).await.unwrap();
+        assert_eq!(log(db, "h").await, 6);
+        assert_eq!(store.follow(db).await.unwrap(), 1);
         // Ids keep going up even when every row was pruned (SQLite's AUTOINCREMENT).
-        assert_eq!(prune_changes(&db, 0).await.unwrap(), 3);
-        let next = device_grant_change::Entity::insert(device_grant_change::ActiveModel {
-            device_code_hash: Set("h".into()),
-            status: Set(Status::Denied),
-            ..Default::default()
-        })
-        .exec(&db)
-        .await
-        .unwrap()
-        .last_insert_id;
-        assert_eq!(next, 7);
+        assert_eq!(prune_changes(db, 0).await.unwrap(), 3);
+        assert_eq!(log(db, "h").await, 7);
+    }
+
+    /// PostgreSQL hands out ids as rows are inserted: a transaction may commit its change
+    /// after one that took a later id. (SQLite serialises writers: there it cannot happen.)
+    #[tokio::test]
+    async fn a_change_committed_after_a_later_one_is_still_seen() {
+        let test = database().await;
+        if !test.is_postgres() {
+            return;
+        }
+        let db = &test.db;
+        let (here, there) = (GrantStore::default(), GrantStore::default());
+        there.follow(db).await.unwrap();
+        let slow = here.insert(db, pending("slow")).await.unwrap();
+        let fast = here.insert(db, pending("fast")).await.unwrap();
+        for g in [&slow, &fast] {
+            assert!(matches!(poll(&there, db, g).await, Sighting::Pending));
+        }
+        let slow_txn = db.begin().await.unwrap();
+        deny(&slow_txn, &slow).await;
+        let slow_id = log(&slow_txn, "slow").await;
+        let fast_txn = db.begin().await.unwrap();
+        deny(&fast_txn, &fast).await;
+        let fast_id = log(&fast_txn, "fast").await;
+        fast_txn.commit().await.unwrap();
+        assert!(slow_id < fast_id);
+
+        assert_eq!(there.follow(db).await.unwrap(), 1);
+        assert!(matches!(poll(&there, db, &fast).await, Sighting::Denied));
+        assert!(matches!(poll(&there, db, &slow).await, Sighting::Pending));
+        slow_txn.commit().await.unwrap();
+        assert_eq!(there.follow(db).await.unwrap(), 1, "the earlier id, late");
+        assert!(matches!(poll(&there, db, &slow).await, Sighting::Denied));
     }
 }
