@@ -70,7 +70,7 @@ impl DeviceView {
     fn of(core: &Core, d: &DeviceAuthorization, now: i64) -> Self {
         let device = &d.device;
         let seen = core
-            .polls
+            .device_grants
             .stats(&device.device_code_hash)
             .unwrap_or_default();
         Self {

@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait as _,
+};
 use vestibule_migrations::{Migrator, MigratorTrait as _};
 
 use crate::config::{Backend, DatabaseSettings};
@@ -46,6 +49,22 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         .map_err(|e| Error::internal_from("cannot open the database", e))
 }
 
+/// Opens the transaction of a unit of work that writes. On SQLite it takes the write lock at
+/// once (`BEGIN IMMEDIATE`), so a concurrent writer waits for it under the busy timeout: a
+/// deferred transaction that reads and then writes fails at once with `SQLITE_BUSY` when another
+/// connection committed in between, and the busy timeout does not cover that upgrade.
+/// PostgreSQL ignores the mode.
+///
+/// # Errors
+/// When the database cannot start a transaction.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
+}
+
 /// Applies every pending migration; running it again changes nothing.
 ///
 /// # Errors
@@ -76,7 +95,8 @@ fn sqlite_file(url: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_file;
+    use super::*;
+    use sea_orm::ConnectionTrait as _;
 
     #[test]
     fn sqlite_paths() {
@@ -86,5 +106,35 @@ mod tests {
         );
         assert_eq!(sqlite_file("sqlite:///tmp/v.db"), Some("/tmp/v.db"));
         assert_eq!(sqlite_file("sqlite::memory:"), None);
+    }
+
+    /// A unit of work holds SQLite's write lock from its first statement, so a write on another
+    /// connection waits for it rather than slipping in between its read and its write.
+    #[tokio::test]
+    async fn a_write_transaction_takes_the_sqlite_write_lock_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(2)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_millis(50))
+            });
+        let db = Database::connect(options).await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (n INTEGER)")
+            .await
+            .unwrap();
+        let txn = begin_write(&db).await.unwrap();
+        let other = db.execute_unprepared("INSERT INTO t VALUES (1)").await;
+        assert!(
+            other.is_err(),
+            "another connection wrote while a unit of work was open"
+        );
+        txn.commit().await.unwrap();
+        db.execute_unprepared("INSERT INTO t VALUES (2)")
+            .await
+            .unwrap();
     }
 }

@@ -34,8 +34,9 @@ pub struct Core {
     pub settings: Arc<config::Settings>,
     pub db: DatabaseConnection,
     pub keyring: Arc<crypto::Keyring>,
-    /// The grants being polled, answered from memory while pending (per instance).
-    pub polls: Arc<services::pending_polls::PollTracker>,
+    /// Every status change of a device grant, and the polls answered from memory while a
+    /// grant is pending (per instance).
+    pub device_grants: Arc<services::device_grants::GrantStore>,
     /// Unsealed signing keys, briefly cached.
     pub keys: Arc<services::keys::KeyCache>,
     /// Workspaces and clients, briefly cached for the protocol endpoints.
@@ -91,7 +92,7 @@ impl Core {
                 settings: Arc::new(settings),
                 db,
                 keyring: Arc::new(keyring),
-                polls: Arc::default(),
+                device_grants: Arc::default(),
                 keys,
                 records: Arc::default(),
                 sign_in_limit: throttle::Limit::new(SIGN_IN_MAX_FAILURES, SIGN_IN_WINDOW),

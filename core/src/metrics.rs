@@ -3,8 +3,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::oauth::ErrorCode;
-
 /// A state change of a device grant; each happens once per grant (conditional updates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantEvent {
@@ -60,19 +58,6 @@ impl PollAnswer {
         Self::InvalidGrant,
         Self::Other,
     ];
-
-    #[must_use]
-    pub fn of(error: Option<ErrorCode>) -> Self {
-        match error {
-            None => Self::Tokens,
-            Some(ErrorCode::AuthorizationPending) => Self::AuthorizationPending,
-            Some(ErrorCode::SlowDown) => Self::SlowDown,
-            Some(ErrorCode::AccessDenied) => Self::AccessDenied,
-            Some(ErrorCode::ExpiredToken) => Self::ExpiredToken,
-            Some(ErrorCode::InvalidGrant) => Self::InvalidGrant,
-            Some(_) => Self::Other,
-        }
-    }
 
     #[must_use]
     pub fn label(self) -> &'static str {
@@ -171,8 +156,8 @@ mod tests {
     fn each_counter_counts_under_its_own_label() {
         let c = Counters::default();
         c.grant(GrantEvent::Redeemed);
-        c.poll(PollAnswer::of(Some(ErrorCode::SlowDown)));
-        c.poll(PollAnswer::of(None));
+        c.poll(PollAnswer::SlowDown);
+        c.poll(PollAnswer::Tokens);
         c.throttled(Throttled::SignIns);
         assert!(c.grants().contains(&("redeemed", 1)));
         assert!(c.grants().contains(&("requested", 0)));

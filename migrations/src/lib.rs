@@ -8,6 +8,7 @@ mod m20261129_000002_device_flow;
 mod m20261129_000003_token_lifecycle;
 mod m20261130_000004_decided_at_index;
 mod m20261130_000005_throttle;
+mod m20261203_000006_device_grant_changes;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_token_lifecycle::Migration),
             Box::new(m20261130_000004_decided_at_index::Migration),
             Box::new(m20261130_000005_throttle::Migration),
+            Box::new(m20261203_000006_device_grant_changes::Migration),
         ]
     }
 }

@@ -8,7 +8,7 @@ use actix_web::{App, HttpMessage as _, HttpServer, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 use vestibule_core::Core;
 use vestibule_core::config::Settings;
-use vestibule_core::services::pending_polls;
+use vestibule_core::services::device_grants;
 
 use crate::routes;
 
@@ -96,39 +96,42 @@ impl Application {
 }
 
 /// Background chores of a serving instance; both end with the last `Core`.
-/// - Every [`pending_polls::SYNC_INTERVAL`]: forget the pending grants other instances decided
-///   (so polls here stop answering `authorization_pending` for them).
-/// - Every minute: forget poll state of grants nobody polls any more, revocations of access
-///   tokens that have expired since, and failure counters of windows long over.
+/// - Every [`device_grants::FOLLOW_INTERVAL`]: follow the device-grant changes of every
+///   instance (so polls here stop answering `authorization_pending` for decided grants).
+/// - Every minute: forget poll state of grants nobody polls any more, old device-grant
+///   changes, revocations of access tokens that have expired since, and failure counters of
+///   windows long over.
 fn spawn_housekeeping(core: &Core) {
-    let polls = std::sync::Arc::downgrade(&core.polls);
+    let store = std::sync::Arc::downgrade(&core.device_grants);
     let db = core.db.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(pending_polls::SYNC_INTERVAL);
+        let mut tick = tokio::time::interval(device_grants::FOLLOW_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
         loop {
             tick.tick().await;
-            let Some(polls) = polls.upgrade() else { break };
-            match pending_polls::sync_decisions(&db, &polls).await {
+            let Some(store) = store.upgrade() else { break };
+            match store.follow(&db).await {
                 Ok(_) => failing = false,
                 // One line when it starts failing, not four a second.
                 Err(e) if !failing => {
                     failing = true;
-                    tracing::warn!(error = %e.report(), "cannot read recent device-grant decisions");
+                    tracing::warn!(error = %e.report(), "cannot read recent device-grant changes");
                 }
                 Err(_) => {}
             }
         }
     });
-    let polls = std::sync::Arc::downgrade(&core.polls);
+    let store = std::sync::Arc::downgrade(&core.device_grants);
     let db = core.db.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
-            let Some(polls) = polls.upgrade() else { break };
-            polls.purge(std::time::Duration::from_secs(15 * 60));
+            let Some(store) = store.upgrade() else { break };
+            if let Err(e) = store.purge(&db).await {
+                tracing::warn!(error = %e, "could not prune old device-grant changes");
+            }
             if let Err(e) =
                 vestibule_core::services::access_tokens::purge_expired_revocations(&db).await
             {

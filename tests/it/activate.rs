@@ -106,6 +106,8 @@ impl Setup {
             .unwrap()
             .unwrap()
             .status
+            .as_str()
+            .to_owned()
     }
 
     async fn grant(&self, started: &Started) -> device_grant::Model {
@@ -334,7 +336,7 @@ async fn approve_from_code_entry_to_done() {
     );
 
     let grant = s.grant(&started).await;
-    assert_eq!(grant.status, "approved");
+    assert_eq!(grant.status.as_str(), "approved");
     assert_eq!(grant.user_id, Some(s.alice.id));
     assert_eq!(grant.approved_ip.as_deref(), Some("127.0.0.1"));
     assert!(grant.auth_time.is_some());
@@ -746,7 +748,8 @@ async fn a_user_of_another_workspace_cannot_approve() {
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status
+            .as_str(),
         "pending"
     );
 }

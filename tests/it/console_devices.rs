@@ -520,7 +520,11 @@ async fn simulator_shows_the_code_and_qr_then_the_outcome() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(grant.status, "consumed", "the simulator redeemed the code");
+    assert_eq!(
+        grant.status.as_str(),
+        "consumed",
+        "the simulator redeemed the code"
+    );
     // Later looks still report the success.
     let page = console.get(&sim_path).await;
     assert_eq!(

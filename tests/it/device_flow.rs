@@ -645,7 +645,7 @@ async fn token_endpoint_answers_every_state() {
         .await
         .unwrap()
         .into_iter()
-        .find(|g| g.status == "consumed")
+        .find(|g| g.status.as_str() == "consumed")
         .unwrap();
     assert_eq!(
         (redeemed.poll_count, redeemed.slow_downs, redeemed.interval),

@@ -17,8 +17,8 @@ pub struct Model {
     pub user_code_hash: Option<String>,
     #[sea_orm(column_type = "Text")]
     pub scopes: String,
-    /// `pending | approved | denied | consumed` (expiry is `expires_at`, not a status write).
-    pub status: String,
+    /// Expiry is `expires_at`, not a status write.
+    pub status: Status,
     /// Seconds between polls; grows by 5 with every `slow_down`.
     pub interval: i64,
     pub created_at: i64,
@@ -32,6 +32,33 @@ pub struct Model {
     pub approved_ip: Option<String>,
     pub poll_count: i64,
     pub slow_downs: i64,
+}
+
+/// Where a request stands, stored as `pending | approved | denied | consumed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum Status {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "approved")]
+    Approved,
+    #[sea_orm(string_value = "denied")]
+    Denied,
+    #[sea_orm(string_value = "consumed")]
+    Consumed,
+}
+
+impl Status {
+    /// The stored word, for audit details and pages.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Consumed => "consumed",
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ pub mod audit_event;
 pub mod client;
 pub mod consent;
 pub mod device_grant;
+pub mod device_grant_change;
 pub mod grant;
 pub mod refresh_token;
 pub mod revoked_access_token;

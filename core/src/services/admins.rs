@@ -3,7 +3,6 @@
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
     IntoActiveModel as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, Set,
-    TransactionTrait as _,
 };
 use uuid::Uuid;
 
@@ -25,7 +24,7 @@ pub async fn create(
     password: &Password,
 ) -> Result<admin::Model, Error> {
     let hash = password::hash_blocking(password.expose().to_owned()).await?;
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let model = insert(&txn, actor, email, hash).await?;
     txn.commit().await?;
     Ok(model)
@@ -147,7 +146,7 @@ pub async fn set_disabled(
             "you cannot disable yourself: ask another admin",
         ));
     }
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let current = find(&txn, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no admin with id {id}")))?;

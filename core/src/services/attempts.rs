@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use sea_orm::TransactionTrait as _;
 use uuid::Uuid;
 
 use crate::Core;
@@ -114,7 +113,7 @@ impl SignInBudget {
         if let Some(account) = authenticate.await? {
             return Ok(SignIn::Accepted(account));
         }
-        let txn = core.db.begin().await?;
+        let txn = crate::db::begin_write(&core.db).await?;
         if limit.fail_all(&txn, &keys).await? {
             audit::record(
                 &txn,
@@ -149,7 +148,7 @@ pub async fn admin_sign_in(
         .attempt(core, admins::authenticate(&core.db, email, password))
         .await?;
     if let SignIn::Accepted(admin) = &outcome {
-        let txn = core.db.begin().await?;
+        let txn = crate::db::begin_write(&core.db).await?;
         Limit::clear(&txn, &budget.account_key).await?;
         audit::record(
             &txn,

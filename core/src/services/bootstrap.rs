@@ -1,7 +1,7 @@
 //! First-start state: the `default` workspace and the first admin, so that a fresh install works
 //! end to end at once. Idempotent, and safe when several processes start together.
 
-use sea_orm::{DatabaseConnection, EntityTrait as _, PaginatorTrait as _, TransactionTrait as _};
+use sea_orm::{DatabaseConnection, EntityTrait as _, PaginatorTrait as _};
 
 use crate::config::BootstrapSettings;
 use crate::crypto::{self, Keyring, password};
@@ -31,7 +31,7 @@ pub async fn ensure(
     settings: &BootstrapSettings,
 ) -> Result<Report, Error> {
     let mut report = Report::default();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     if workspace::Entity::find().count(&txn).await? == 0 {
         match workspaces::insert(
             &txn,
@@ -66,7 +66,7 @@ pub async fn ensure(
         None => (crypto::random_token(), true),
     };
     let hash = password::hash_blocking(secret.clone()).await?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     match admins::insert(&txn, &Actor::System, &email, hash).await {
         Ok(_) => {
             txn.commit().await?;

@@ -4,7 +4,6 @@ use ipnet::IpNet;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
     IntoActiveModel as _, ModelTrait as _, QueryFilter as _, QueryOrder as _, Set,
-    TransactionTrait as _,
 };
 use uuid::Uuid;
 
@@ -83,7 +82,7 @@ pub async fn create(
     new: NewClient,
 ) -> Result<Created, Error> {
     new.validate()?;
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let client_id = new.client_id.clone().unwrap_or_else(ClientId::generate);
     let duplicate = || {
         Error::conflict(
@@ -310,7 +309,7 @@ pub async fn update(
     edit: Edit,
 ) -> Result<Updated, Error> {
     check(edit.public, &edit.grants, &edit.redirect_uris)?;
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let current = get_in_workspace(&txn, workspace.id, client_id).await?;
     let secret = (!edit.public && current.secret_hash.is_none()).then(crypto::random_token);
     let mut active = current.into_active_model();
@@ -370,7 +369,7 @@ pub async fn regenerate_secret(
     workspace: &workspace::Model,
     client_id: &str,
 ) -> Result<String, Error> {
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let current = get_in_workspace(&txn, workspace.id, client_id).await?;
     if current.public {
         return Err(Error::invalid(
@@ -413,7 +412,7 @@ pub async fn delete(
     workspace: &workspace::Model,
     client_id: &str,
 ) -> Result<client::Model, Error> {
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let current = get_in_workspace(&txn, workspace.id, client_id).await?;
     current.clone().delete(&txn).await?;
     audit::record(

@@ -3,10 +3,9 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, TransactionTrait as _,
+    QueryOrder as _,
 };
 use uuid::Uuid;
 
@@ -48,18 +47,15 @@ impl DeviceAuthorization {
     /// Where the request stands at `now`, in one word for the page.
     #[must_use]
     pub fn status(&self, now: i64) -> &'static str {
-        match Status::parse(&self.device.status) {
-            Some(Status::Pending | Status::Approved) if self.device.expires_at <= now => "expired",
-            Some(Status::Pending) => "pending",
-            Some(Status::Approved) => "approved",
-            Some(Status::Denied) => "denied",
-            Some(Status::Consumed)
-                if self.grant.as_ref().is_some_and(|g| g.revoked_at.is_some()) =>
-            {
+        match self.device.status {
+            Status::Pending | Status::Approved if self.device.expires_at <= now => "expired",
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Denied => "denied",
+            Status::Consumed if self.grant.as_ref().is_some_and(|g| g.revoked_at.is_some()) => {
                 "revoked"
             }
-            Some(Status::Consumed) => "redeemed",
-            None => "unknown",
+            Status::Consumed => "redeemed",
         }
     }
 
@@ -72,10 +68,7 @@ impl DeviceAuthorization {
 
 fn live_condition(now: i64) -> Condition {
     Condition::all()
-        .add(
-            device_grant::Column::Status
-                .is_in([Status::Pending.as_str(), Status::Approved.as_str()]),
-        )
+        .add(device_grant::Column::Status.is_in([Status::Pending, Status::Approved]))
         .add(device_grant::Column::ExpiresAt.gt(now))
 }
 
@@ -218,34 +211,17 @@ pub async fn revoke(
 ) -> Result<Revoked, Error> {
     let before = get_in_workspace(&core.db, workspace_id, id).await?;
     let now = crate::now();
-    let txn = core.db.begin().await?;
-    let denied = device_grant::Entity::update_many()
-        .col_expr(
-            device_grant::Column::Status,
-            Expr::value(Status::Denied.as_str()),
-        )
-        .col_expr(
-            device_grant::Column::DecidedAt,
-            Func::coalesce([Expr::col(device_grant::Column::DecidedAt), Expr::value(now)]).into(),
-        )
-        .filter(device_grant::Column::Id.eq(id))
-        .filter(device_grant::Column::WorkspaceId.eq(workspace_id))
-        .filter(
-            device_grant::Column::Status
-                .is_in([Status::Pending.as_str(), Status::Approved.as_str()]),
-        )
-        .exec(&txn)
-        .await?;
-    let outcome = if denied.rows_affected == 1 {
+    let mut txn = core.device_grants.begin(&core.db).await?;
+    let outcome = if txn.revoke(&before.device, now).await? {
         audit::record(
-            &txn,
+            txn.txn(),
             audit::Event {
                 actor,
                 workspace_id: Some(workspace_id),
                 action: Action::DeviceRevoked,
                 target: Some(id.to_string()),
                 detail: serde_json::json!({
-                    "was": before.device.status,
+                    "was": before.device.status.as_str(),
                     "client": before.device.client_id,
                     "user": before.device.user_id,
                 }),
@@ -255,9 +231,9 @@ pub async fn revoke(
         .await?;
         Revoked::Denied
     } else {
-        match grants::find(&txn, id).await? {
+        match grants::find(txn.txn(), id).await? {
             Some(g) if g.workspace_id == workspace_id => {
-                if user_grants::end(&txn, &g, actor, ip).await? {
+                if user_grants::end(txn.txn(), &g, actor, ip).await? {
                     Revoked::TokensEnded
                 } else {
                     Revoked::AlreadyEnded
@@ -267,7 +243,6 @@ pub async fn revoke(
         }
     };
     txn.commit().await?;
-    core.polls.forget(&before.device.device_code_hash);
     if outcome == Revoked::Denied {
         core.counters.grant(crate::metrics::GrantEvent::Revoked);
     }

@@ -9,7 +9,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, Set, TransactionTrait as _,
+    QueryFilter as _, QueryOrder as _, Set,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -215,7 +215,7 @@ pub async fn rotate(
     actor: &Actor,
     workspace: &workspace::Model,
 ) -> Result<Rotated, Error> {
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let retired = signing_key::Entity::find()
         .filter(signing_key::Column::WorkspaceId.eq(workspace.id))
         .filter(signing_key::Column::RetiredAt.is_null())

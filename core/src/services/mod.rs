@@ -15,7 +15,6 @@ pub mod entropy;
 pub mod grants;
 pub mod introspection;
 pub mod keys;
-pub mod pending_polls;
 pub mod refresh;
 pub mod revocation;
 pub mod scopes;

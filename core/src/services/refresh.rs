@@ -13,7 +13,7 @@
 //!   winner's new tokens keep working.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, TransactionTrait as _};
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use uuid::Uuid;
 
 use crate::Core;
@@ -153,7 +153,7 @@ pub async fn revoke_family(
         tracing::info!(client = %client.client_id, "revocation of another client's refresh token ignored");
         return Ok(true);
     }
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     grants::revoke(
         &txn,
         &grant,
@@ -208,7 +208,7 @@ pub async fn refresh(
         .await?;
     let issuer = tokens::issuer(&core.settings.server.public_url, &workspace.slug);
 
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     // The grant first, as revocation does (same lock order, no deadlock): a grant revoked in
     // the meantime stops this refresh, and a revocation that comes after sees the new token.
     let live = grant::Entity::update_many()
@@ -299,7 +299,7 @@ async fn reused(
     ip: Option<String>,
 ) -> Result<(), Error> {
     let actor = Actor::Client(client.client_id.clone());
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     grants::revoke(&txn, grant, Reason::RefreshTokenReused, &actor, ip.clone()).await?;
     audit::record(
         &txn,

@@ -5,9 +5,9 @@ use uuid::Uuid;
 
 use crate::Core;
 use crate::entities::{client, workspace};
-use crate::oauth::{ErrorCode, OAuthError};
+use crate::oauth::OAuthError;
 use crate::services::audit::{self, Action, Actor};
-use crate::services::device_grants::{self, Origin, Started};
+use crate::services::device_grants::{self, Origin, Poll, Started, Status};
 use crate::types::UserCode;
 
 /// The `verification_uri_complete` of a user code: `/activate` with the code pre-filled, as
@@ -85,26 +85,25 @@ pub async fn progress(
         .filter(|g| g.workspace_id == workspace.id && g.client_id == client.id)
         .ok_or_else(|| crate::Error::NotFound(format!("no simulated request {grant_id}")))?;
     let now = crate::now();
-    match device_grants::Status::parse(&grant.status) {
-        Some(device_grants::Status::Denied) => return Ok(Progress::Denied),
-        Some(device_grants::Status::Consumed) => return Ok(Progress::Redeemed),
+    match grant.status {
+        Status::Denied => return Ok(Progress::Denied),
+        Status::Consumed => return Ok(Progress::Redeemed),
         _ if grant.expires_at <= now => return Ok(Progress::Expired),
-        Some(device_grants::Status::Pending) | None => return Ok(Progress::Pending),
-        Some(device_grants::Status::Approved) => {}
+        Status::Pending => return Ok(Progress::Pending),
+        Status::Approved => {}
     }
-    match device_grants::poll(core, workspace, client, device_code).await {
-        Ok(issued) => Ok(Progress::TokensIssued {
-            scope: issued.scope,
-            expires_in: issued.expires_in,
-            id_token: issued.id_token.is_some(),
-            refresh_token: issued.refresh_token.is_some(),
-        }),
-        Err(e) => Ok(match e.code {
-            ErrorCode::AccessDenied => Progress::Denied,
-            ErrorCode::ExpiredToken => Progress::Expired,
-            ErrorCode::AuthorizationPending | ErrorCode::SlowDown => Progress::Pending,
-            ErrorCode::InvalidGrant => Progress::Redeemed,
-            _ => return Err(crate::Error::internal(e.description)),
-        }),
-    }
+    Ok(
+        match device_grants::poll(core, workspace, client, device_code).await? {
+            Poll::Tokens(issued) => Progress::TokensIssued {
+                scope: issued.scope,
+                expires_in: issued.expires_in,
+                id_token: issued.id_token.is_some(),
+                refresh_token: issued.refresh_token.is_some(),
+            },
+            Poll::Denied => Progress::Denied,
+            Poll::Expired => Progress::Expired,
+            Poll::Pending | Poll::SlowDown { .. } => Progress::Pending,
+            Poll::UnknownCode | Poll::AlreadyRedeemed | Poll::ApproverGone => Progress::Redeemed,
+        },
+    )
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, TransactionTrait as _,
+    QueryOrder as _,
 };
 use uuid::Uuid;
 
@@ -110,7 +110,7 @@ pub async fn revoke(
         .await?
         .filter(|g| g.workspace_id == workspace_id && g.user_id == Some(user_id))
         .ok_or_else(|| Error::NotFound(format!("no grant {grant_id} of this user")))?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let ended = end(&txn, &grant, actor, ip).await?;
     txn.commit().await?;
     Ok(ended)
@@ -133,7 +133,7 @@ pub async fn revoke_all(
         .filter(grant::Column::RevokedAt.is_null())
         .all(db)
         .await?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut ended = 0;
     for grant in &unrevoked {
         if end(&txn, grant, actor, ip.clone()).await? {

@@ -3,7 +3,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _,
-    IntoActiveModel as _, QueryFilter as _, QueryOrder as _, Set, TransactionTrait as _,
+    IntoActiveModel as _, QueryFilter as _, QueryOrder as _, Set,
 };
 use uuid::Uuid;
 
@@ -34,7 +34,7 @@ pub async fn create(
     new: NewUser,
 ) -> Result<user::Model, Error> {
     let password_hash = password::hash_blocking(new.password.expose().to_owned()).await?;
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let taken = || {
         Error::conflict(
             "username",
@@ -265,7 +265,7 @@ pub async fn update(
         Change::Password(p) => Some(password::hash_blocking(p.expose().to_owned()).await?),
         Change::Profile { .. } | Change::Disabled(_) => None,
     };
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let current = get_in_workspace(&txn, workspace.id, id).await?;
     let action = change.action();
     let mut active = current.into_active_model();

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
-    IntoActiveModel as _, QueryFilter as _, QueryOrder as _, Set, TransactionTrait as _,
+    IntoActiveModel as _, QueryFilter as _, QueryOrder as _, Set,
 };
 use uuid::Uuid;
 
@@ -222,7 +222,7 @@ pub async fn create(
     slug: &Slug,
     changes: &Changes,
 ) -> Result<workspace::Model, Error> {
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let model = insert(&txn, &core.keyring, actor, slug, changes).await?;
     txn.commit().await?;
     // Its absence may be cached by the protocol endpoints.
@@ -289,7 +289,7 @@ pub async fn update(
     slug: &str,
     changes: &Changes,
 ) -> Result<workspace::Model, Error> {
-    let txn = core.db.begin().await?;
+    let txn = crate::db::begin_write(&core.db).await?;
     let current = get(&txn, slug).await?;
     let settings = Settings::from_model(&current)?.apply(changes)?;
     let mut active = current.into_active_model();

@@ -54,8 +54,8 @@ async fn ended(core: &Core, grant_id: Uuid) -> ActivateError {
 }
 
 fn why_ended(grant: Option<&device_grant::Model>) -> ActivateError {
-    match grant.map(|g| Status::parse(&g.status)) {
-        Some(Some(Status::Approved | Status::Denied | Status::Consumed)) => ActivateError::CodeUsed,
+    match grant.map(|g| g.status) {
+        Some(Status::Approved | Status::Denied | Status::Consumed) => ActivateError::CodeUsed,
         _ => ActivateError::CodeExpired,
     }
 }

@@ -3,7 +3,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use vestibule_core::Core;
 use vestibule_core::oauth::{ErrorCode, OAuthError};
-use vestibule_core::services::{client_credentials, clients, device_grants, refresh};
+use vestibule_core::services::device_grants::{self, Poll};
+use vestibule_core::services::tokens::Issued;
+use vestibule_core::services::{client_credentials, clients, refresh};
 use vestibule_core::types::Grant;
 
 use super::error::{OAuthResponse, no_store_json};
@@ -50,7 +52,7 @@ pub async fn token(
     let issued = match grant {
         Grant::DeviceCode => {
             let device_code = params.require("device_code")?;
-            device_grants::poll(&core, &workspace, &client, device_code).await?
+            device_answer(device_grants::poll(&core, &workspace, &client, device_code).await?)?
         }
         Grant::RefreshToken => {
             refresh::refresh(
@@ -75,4 +77,29 @@ pub async fn token(
         }
     };
     Ok(no_store_json(&issued))
+}
+
+/// The one wording of a device-code poll's outcome (RFC 8628 §3.5).
+fn device_answer(poll: Poll) -> Result<Issued, OAuthError> {
+    Err(match poll {
+        Poll::Tokens(issued) => return Ok(issued),
+        Poll::Pending => OAuthError::new(
+            ErrorCode::AuthorizationPending,
+            "the user has not decided yet",
+        ),
+        Poll::SlowDown { interval } => OAuthError::new(
+            ErrorCode::SlowDown,
+            format!("polling too fast: wait at least {interval} seconds between requests"),
+        ),
+        Poll::Denied => OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
+        Poll::Expired => OAuthError::new(
+            ErrorCode::ExpiredToken,
+            "the device_code has expired; start over",
+        ),
+        Poll::UnknownCode => OAuthError::invalid_grant("unknown device_code"),
+        Poll::AlreadyRedeemed => OAuthError::invalid_grant("this device_code was already redeemed"),
+        Poll::ApproverGone => {
+            OAuthError::invalid_grant("the approving user no longer exists or is disabled")
+        }
+    })
 }

@@ -4,15 +4,13 @@
 //! Each grant polled here (or started here) has an entry keyed by the HMAC of its device code:
 //! when it was last polled, its interval, how often it was polled, and, while it is known to
 //! be pending, a snapshot of what a pending poll needs (ids, creation and expiry). The snapshot
-//! is only ever dropped, never trusted longer than the grant stays undecided:
-//! - a decision or revocation made by this process forgets it at once ([`PollTracker::forget`]);
-//! - one made by another instance is found by [`sync_decisions`], which the server runs every
-//!   [`SYNC_INTERVAL`] and which reads the device codes decided during the last
-//!   [`SYNC_WINDOW`] (one small indexed query per tick, whatever the poll rate).
+//! is only ever dropped, never trusted longer than the grant stays undecided: the store
+//! ([`super::store`]) forgets it after every status change it commits, and after every change
+//! it reads from another instance.
 //!
-//! A poll that finds no snapshot reads the grant and installs a snapshot only when no decision
-//! was forgotten meanwhile (an epoch counter), so a read that raced a decision can never bring
-//! a stale "pending" back.
+//! A poll that finds no snapshot reads the grant and installs a snapshot only when nothing was
+//! forgotten meanwhile (an epoch counter), so a read that raced a decision can never bring a
+//! stale "pending" back.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -20,20 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, QuerySelect as _,
-};
 use uuid::Uuid;
 
 use crate::entities::device_grant;
-use crate::error::Error;
-
-/// How often the server looks for decisions made by other instances: the longest a poll on
-/// this instance can still answer `authorization_pending` after another one recorded a decision.
-pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
-/// How far back each sync looks. Covers slow commits and clocks that differ between instances
-/// by less than this.
-pub const SYNC_WINDOW: i64 = 60;
 
 /// What a pending poll needs to be answered without the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,25 +127,18 @@ impl Hasher for HmacKeyHasher {
 
 type Entries = HashMap<String, Entry, BuildHasherDefault<HmacKeyHasher>>;
 
-#[derive(Debug, Default)]
-struct Decided {
-    /// Device-code hashes already forgotten, with their decision time, pruned to the window.
-    seen: HashMap<String, i64>,
-}
-
 /// Per-instance memory of the grants being polled. With several instances behind a load
 /// balancer a device could poll each one at the interval: the bound is N× the interval rate.
 /// Poll counts, `slow_down`s and the grown interval are written to the grant when it is
 /// redeemed.
 #[derive(Debug, Default)]
-pub struct PollTracker {
+pub struct PollMemory {
     entries: Mutex<Entries>,
     /// Bumped by every forget: a snapshot read before a bump is not installed after it.
     epoch: AtomicU64,
-    decided: Mutex<Decided>,
 }
 
-impl PollTracker {
+impl PollMemory {
     fn with<T>(&self, f: impl FnOnce(&mut Entries) -> T) -> T {
         f(&mut self.entries.lock().unwrap_or_else(PoisonError::into_inner))
     }
@@ -253,7 +233,7 @@ impl PollTracker {
         self.forget_all(std::iter::once(hash));
     }
 
-    fn forget_all<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
+    pub fn forget_all<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.with(|m| {
             for hash in hashes {
@@ -285,54 +265,16 @@ impl PollTracker {
         });
     }
 
-    /// Forgets the grants among `decided` (device-code hash, decision time) not forgotten
-    /// before; returns how many were new.
-    fn forget_decided(&self, decided: Vec<(String, i64)>, since: i64) -> usize {
-        let mut state = self.decided.lock().unwrap_or_else(PoisonError::into_inner);
-        state.seen.retain(|_, at| *at >= since);
-        let new: Vec<String> = decided
-            .into_iter()
-            .filter_map(|(hash, at)| {
-                state
-                    .seen
-                    .insert(hash.clone(), at)
-                    .is_none()
-                    .then_some(hash)
-            })
-            .collect();
-        if !new.is_empty() {
-            self.forget_all(new.iter().map(String::as_str));
-        }
-        new.len()
+    /// Every pending snapshot may be stale (a change was missed): the next poll of each grant
+    /// reads the database.
+    pub fn forget_every_pending(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.with(|m| {
+            for e in m.values_mut() {
+                e.pending = None;
+            }
+        });
     }
-}
-
-/// Finds the grants decided (approved, denied or revoked) during the last [`SYNC_WINDOW`], by
-/// any instance, and forgets the snapshots this one holds of them. Returns how many decisions
-/// were new to this instance.
-///
-/// # Errors
-/// On a database failure.
-pub async fn sync_decisions(
-    db: &impl ConnectionTrait,
-    tracker: &PollTracker,
-) -> Result<usize, Error> {
-    let since = crate::now() - SYNC_WINDOW;
-    let decided: Vec<(String, Option<i64>)> = device_grant::Entity::find()
-        .select_only()
-        .column(device_grant::Column::DeviceCodeHash)
-        .column(device_grant::Column::DecidedAt)
-        .filter(device_grant::Column::DecidedAt.gte(since))
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(tracker.forget_decided(
-        decided
-            .into_iter()
-            .map(|(hash, at)| (hash, at.unwrap_or(since)))
-            .collect(),
-        since,
-    ))
 }
 
 #[cfg(test)]
@@ -348,7 +290,7 @@ mod tests {
             device_code_hash: hash.into(),
             user_code_hash: None,
             scopes: String::new(),
-            status: "pending".into(),
+            status: device_grant::Status::Pending,
             interval,
             created_at: now,
             expires_at: now + 600,
@@ -365,7 +307,7 @@ mod tests {
     }
 
     /// A poll by the grant's own client.
-    fn poll(tracker: &PollTracker, g: &device_grant::Model) -> Option<(Pending, Rate)> {
+    fn poll(tracker: &PollMemory, g: &device_grant::Model) -> Option<(Pending, Rate)> {
         match tracker.poll_pending(&g.device_code_hash, g.workspace_id, g.client_id) {
             Known::Pending(p, rate) => Some((p, rate)),
             Known::Foreign => panic!("the grant's own client is not foreign"),
@@ -375,7 +317,7 @@ mod tests {
 
     #[test]
     fn a_started_grant_is_answered_from_memory_until_forgotten() {
-        let tracker = PollTracker::default();
+        let tracker = PollMemory::default();
         let g = grant("h1", 0);
         tracker.started(&g);
         let (pending, rate) = poll(&tracker, &g).expect("known pending");
@@ -391,7 +333,7 @@ mod tests {
 
     #[test]
     fn another_clients_poll_is_foreign_and_not_counted() {
-        let tracker = PollTracker::default();
+        let tracker = PollMemory::default();
         let g = grant("h0", 0);
         tracker.started(&g);
         let other = Uuid::now_v7();
@@ -408,7 +350,7 @@ mod tests {
 
     #[test]
     fn a_read_that_raced_a_decision_installs_no_snapshot() {
-        let tracker = PollTracker::default();
+        let tracker = PollMemory::default();
         let g = grant("h2", 0);
         let before = tracker.epoch();
         tracker.forget("h2"); // a decision lands while the poll reads the database
@@ -422,7 +364,7 @@ mod tests {
 
     #[test]
     fn polls_sooner_than_the_interval_are_too_fast_and_slow_down_sticks() {
-        let tracker = PollTracker::default();
+        let tracker = PollMemory::default();
         let g = grant("h3", 5);
         tracker.started(&g);
         assert_eq!(poll(&tracker, &g).map(|p| p.1), Some(Rate::TooFast));
@@ -433,33 +375,21 @@ mod tests {
     }
 
     #[test]
-    fn decisions_are_forgotten_once_and_pruned_after_the_window() {
-        let tracker = PollTracker::default();
+    fn forgetting_every_pending_grant_keeps_their_counts() {
+        let tracker = PollMemory::default();
         let g = grant("h4", 0);
         tracker.started(&g);
-        let now = crate::now();
-        assert_eq!(
-            tracker.forget_decided(vec![("h4".into(), now)], now - 60),
-            1
-        );
-        assert!(poll(&tracker, &g).is_none());
+        poll(&tracker, &g).expect("known pending");
         let epoch = tracker.epoch();
-        assert_eq!(
-            tracker.forget_decided(vec![("h4".into(), now)], now - 60),
-            0
-        );
-        assert_eq!(
-            tracker.epoch(),
-            epoch,
-            "a decision already seen bumps nothing"
-        );
-        tracker.forget_decided(Vec::new(), now + 1);
-        assert!(tracker.decided.lock().unwrap().seen.is_empty());
+        tracker.forget_every_pending();
+        assert!(poll(&tracker, &g).is_none());
+        assert_ne!(tracker.epoch(), epoch, "a read racing it installs nothing");
+        assert_eq!(tracker.stats("h4").map(|s| s.polls), Some(1));
     }
 
     #[test]
     fn purge_drops_expired_and_idle_grants() {
-        let tracker = PollTracker::default();
+        let tracker = PollMemory::default();
         let mut expired = grant("h5", 0);
         expired.expires_at = crate::now() - 1;
         tracker.started(&expired);

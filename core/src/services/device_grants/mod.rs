@@ -1,13 +1,22 @@
 //! The device authorization grant (RFC 8628): starting a request, looking it up by user code,
 //! the user's decision, and the device's polls. Every state change is one conditional update,
-//! so a device code yields tokens exactly once however many polls race.
+//! so a device code yields tokens exactly once however many polls race. Every status change
+//! goes through the [`GrantStore`], which owns what this instance remembers of polled grants.
+
+mod cursor;
+mod memory;
+mod store;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _,
-    QueryFilter as _, Set, TransactionTrait as _,
+    ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _, Set,
 };
 use uuid::Uuid;
+
+pub use crate::entities::device_grant::Status;
+pub use memory::Stats;
+pub use store::{FOLLOW_INTERVAL, GrantStore, SLOW_DOWN_STEP};
+use store::{Sighting, Verdict};
 
 use crate::Core;
 use crate::crypto::{self, Keyring, SecretKind};
@@ -16,42 +25,12 @@ use crate::error::Error;
 use crate::metrics::{GrantEvent, PollAnswer};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::services::audit::{self, Action, Actor};
-use crate::services::pending_polls::{self, Known, Rate};
 use crate::services::tokens::{self, Issued};
 use crate::services::workspaces::Settings;
 use crate::services::{consents, grants, users};
 use crate::types::{Grant, GrantSet, ScopeSet, UserCode};
 
-/// Seconds added to a grant's interval by each `slow_down` (RFC 8628 §3.5).
-pub const SLOW_DOWN_STEP: i64 = 5;
 const DRAW_ATTEMPTS: usize = 16;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Approved,
-    Denied,
-    Consumed,
-}
-
-impl Status {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Denied => "denied",
-            Self::Consumed => "consumed",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Approved, Self::Denied, Self::Consumed]
-            .into_iter()
-            .find(|st| st.as_str() == s)
-    }
-}
 
 /// Where a request came from, for the consent page and the timeline.
 #[derive(Debug, Clone, Default)]
@@ -136,7 +115,7 @@ pub async fn start(
             device_code_hash: Set(keyring.hash_secret(SecretKind::DeviceCode, &device_code)),
             user_code_hash: Set(Some(code_hash)),
             scopes: Set(scopes.to_string()),
-            status: Set(Status::Pending.as_str().into()),
+            status: Set(Status::Pending),
             interval: Set(settings.polling_interval.get()),
             created_at: Set(now),
             expires_at: Set(now + settings.device_code_ttl.get()),
@@ -152,9 +131,8 @@ pub async fn start(
             approved_ip: Set(None),
             poll_count: Set(0),
             slow_downs: Set(0),
-        }
-        .insert(&core.db)
-        .await;
+        };
+        let inserted = core.device_grants.insert(&core.db, inserted).await;
         match inserted {
             Ok(grant) => {
                 audit::record(
@@ -169,7 +147,6 @@ pub async fn start(
                     },
                 )
                 .await?;
-                core.polls.started(&grant);
                 core.counters.grant(GrantEvent::Requested);
                 return Ok(Started {
                     grant,
@@ -258,9 +235,9 @@ pub async fn find_by_user_code(
     else {
         return Ok(Lookup::Unknown);
     };
-    match Status::parse(&grant.status) {
-        Some(Status::Pending) if grant.expires_at > crate::now() => {}
-        Some(Status::Pending) => return Ok(Lookup::Expired),
+    match grant.status {
+        Status::Pending if grant.expires_at > crate::now() => {}
+        Status::Pending => return Ok(Lookup::Expired),
         _ => return Ok(Lookup::AlreadyUsed),
     }
     let client = client::Entity::find_by_id(grant.client_id).one(db).await?;
@@ -336,33 +313,26 @@ pub async fn decide(
     decision: Decision,
     ip: Option<String>,
 ) -> Result<bool, Error> {
-    let txn = core.db.begin().await?;
     let now = crate::now();
     let (status, action) = match decision {
         Decision::Approve => (Status::Approved, Action::DeviceApproved),
         Decision::Deny => (Status::Denied, Action::DeviceDenied),
     };
-    let changed = device_grant::Entity::update_many()
-        .col_expr(device_grant::Column::Status, Expr::value(status.as_str()))
-        .col_expr(device_grant::Column::UserId, Expr::value(user.id))
-        .col_expr(device_grant::Column::AuthTime, Expr::value(auth_time))
-        .col_expr(device_grant::Column::DecidedAt, Expr::value(now))
-        .col_expr(device_grant::Column::ApprovedIp, Expr::value(ip.clone()))
-        .filter(device_grant::Column::Id.eq(grant_id))
-        .filter(device_grant::Column::WorkspaceId.eq(user.workspace_id))
-        .filter(device_grant::Column::Status.eq(Status::Pending.as_str()))
-        .filter(device_grant::Column::ExpiresAt.gt(now))
-        .exec(&txn)
-        .await?;
-    if changed.rows_affected != 1 {
+    let mut txn = core.device_grants.begin(&core.db).await?;
+    let verdict = Verdict {
+        status,
+        workspace_id: user.workspace_id,
+        user_id: user.id,
+        auth_time,
+        ip: ip.clone(),
+    };
+    let Some(grant) = txn.decide(grant_id, verdict, now).await? else {
         return Ok(false);
-    }
-    let grant = find(&txn, grant_id)
-        .await?
-        .ok_or_else(|| Error::internal("decided grant vanished"))?;
+    };
+    // The consent is its own step of the same unit of work.
     if decision == Decision::Approve {
         consents::record(
-            &txn,
+            txn.txn(),
             user.id,
             grant.client_id,
             &ScopeSet::from_stored(&grant.scopes),
@@ -370,7 +340,7 @@ pub async fn decide(
         .await?;
     }
     audit::record(
-        &txn,
+        txn.txn(),
         audit::Event {
             actor: &Actor::User(user.id),
             workspace_id: Some(grant.workspace_id),
@@ -382,7 +352,6 @@ pub async fn decide(
     )
     .await?;
     txn.commit().await?;
-    core.polls.forget(&grant.device_code_hash);
     core.counters.grant(match decision {
         Decision::Approve => GrantEvent::Approved,
         Decision::Deny => GrantEvent::Denied,
@@ -390,22 +359,60 @@ pub async fn decide(
     Ok(true)
 }
 
+/// What one poll of the token endpoint comes to (RFC 8628 §3.5); the server words it.
+#[derive(Debug)]
+pub enum Poll {
+    /// Approved: the device code was redeemed just now.
+    Tokens(Issued),
+    /// `authorization_pending`.
+    Pending,
+    /// `slow_down`: the device must wait at least `interval` seconds from now on.
+    SlowDown {
+        interval: i64,
+    },
+    /// `access_denied`: the user denied the request, or an admin revoked it.
+    Denied,
+    /// `expired_token`.
+    Expired,
+    /// No such device code, or another client's or workspace's.
+    UnknownCode,
+    AlreadyRedeemed,
+    /// Approved, but the approving user was deleted or disabled since.
+    ApproverGone,
+}
+
+impl Poll {
+    /// How `/metrics` counts this answer.
+    #[must_use]
+    pub fn answer(&self) -> PollAnswer {
+        match self {
+            Self::Tokens(_) => PollAnswer::Tokens,
+            Self::Pending => PollAnswer::AuthorizationPending,
+            Self::SlowDown { .. } => PollAnswer::SlowDown,
+            Self::Denied => PollAnswer::AccessDenied,
+            Self::Expired => PollAnswer::ExpiredToken,
+            Self::UnknownCode | Self::AlreadyRedeemed | Self::ApproverGone => {
+                PollAnswer::InvalidGrant
+            }
+        }
+    }
+}
+
 /// One poll of the token endpoint by an authenticated client. A pending poll is answered from
-/// this instance's memory when it knows the grant (see [`pending_polls`]), else it reads one
+/// this instance's memory when it knows the grant (see [`GrantStore`]), else it reads one
 /// row; it never writes.
 ///
 /// # Errors
-/// The RFC 8628 §3.5 answers: `authorization_pending`, `slow_down`, `access_denied`,
-/// `expired_token`; `invalid_grant` for unknown, foreign or redeemed codes.
+/// On a database failure.
 pub async fn poll(
     core: &Core,
     workspace: &workspace::Model,
     client: &client::Model,
     device_code: &str,
-) -> Result<Issued, OAuthError> {
+) -> Result<Poll, Error> {
     let answer = answer_poll(core, workspace, client, device_code).await;
     core.counters
-        .poll(PollAnswer::of(answer.as_ref().err().map(|e| e.code)));
+        .poll(answer.as_ref().map_or(PollAnswer::Other, Poll::answer));
     answer
 }
 
@@ -414,113 +421,48 @@ async fn answer_poll(
     workspace: &workspace::Model,
     client: &client::Model,
     device_code: &str,
-) -> Result<Issued, OAuthError> {
+) -> Result<Poll, Error> {
     let hash = core
         .keyring
         .hash_secret(SecretKind::DeviceCode, device_code);
     let now = crate::now();
-    match core.polls.poll_pending(&hash, workspace.id, client.id) {
-        Known::Pending(known, rate) => {
-            return answer_pending(core, workspace, client, &hash, &known, rate, now).await;
-        }
-        Known::Foreign => return Err(OAuthError::invalid_grant("unknown device_code")),
-        Known::Unknown => {}
-    }
-    let epoch = core.polls.epoch();
-    // `device_code_hash` is unique, so `.all()` returns at most one row. `.one()` would bind
-    // `LIMIT ?`, which makes SQLite re-prepare the statement on every poll (a quarter of the
-    // CPU of a pending poll, measured with perf).
-    let grant = device_grant::Entity::find()
-        .filter(device_grant::Column::DeviceCodeHash.eq(&hash))
-        .all(&core.db)
-        .await?
-        .into_iter()
-        .next()
-        .filter(|g| g.workspace_id == workspace.id && g.client_id == client.id)
-        .ok_or_else(|| OAuthError::invalid_grant("unknown device_code"))?;
-    let status = Status::parse(&grant.status).ok_or_else(|| {
-        Error::internal(format!("grant {} has status {:?}", grant.id, grant.status))
-    })?;
-    let rate = core.polls.polled(&grant, status == Status::Pending, epoch);
-    match status {
-        Status::Consumed => Err(OAuthError::invalid_grant(
-            "this device_code was already redeemed",
-        )),
-        Status::Denied => {
-            core.polls.finished(&hash);
-            Err(OAuthError::new(
-                ErrorCode::AccessDenied,
-                "the user denied the request",
-            ))
-        }
-        Status::Pending => {
-            let known = pending_polls::Pending::of(&grant);
-            answer_pending(core, workspace, client, &hash, &known, rate, now).await
-        }
-        Status::Approved if grant.expires_at <= now => {
-            core.polls.finished(&hash);
-            Err(expired())
-        }
-        Status::Approved => redeem(core, workspace, client, &grant, now).await,
-    }
-}
-
-fn expired() -> OAuthError {
-    OAuthError::new(
-        ErrorCode::ExpiredToken,
-        "the device_code has expired; start over",
+    Ok(
+        match core
+            .device_grants
+            .poll(&core.db, &hash, workspace.id, client.id, now)
+            .await?
+        {
+            Sighting::Unknown => Poll::UnknownCode,
+            Sighting::Pending => Poll::Pending,
+            Sighting::TooFast {
+                grant,
+                interval,
+                slow_downs,
+            } => {
+                // A burst of too-fast polls is worth an audit line, not one per poll: the 1st,
+                // 10th, 100th… slow_down of a grant (as this instance counts them) are recorded.
+                if is_power_of_ten(slow_downs) {
+                    audit::record(
+                        &core.db,
+                        audit::Event {
+                            actor: &Actor::Client(client.client_id.clone()),
+                            workspace_id: Some(workspace.id),
+                            action: Action::DeviceSlowDown,
+                            target: Some(grant.to_string()),
+                            detail: serde_json::json!({ "slow_downs": slow_downs, "interval": interval }),
+                            ip: None,
+                        },
+                    )
+                    .await?;
+                }
+                Poll::SlowDown { interval }
+            }
+            Sighting::Expired => Poll::Expired,
+            Sighting::Denied => Poll::Denied,
+            Sighting::Consumed => Poll::AlreadyRedeemed,
+            Sighting::Approved(grant) => redeem(core, workspace, client, &grant, now).await?,
+        },
     )
-}
-
-/// The answer to a poll of a pending grant: `expired_token`, `slow_down` (which lengthens the
-/// grant's interval on this instance) or `authorization_pending`.
-async fn answer_pending(
-    core: &Core,
-    workspace: &workspace::Model,
-    client: &client::Model,
-    hash: &str,
-    known: &pending_polls::Pending,
-    rate: Rate,
-    now: i64,
-) -> Result<Issued, OAuthError> {
-    if known.expires_at <= now {
-        core.polls.finished(hash);
-        return Err(expired());
-    }
-    if rate == Rate::Ok {
-        return Err(OAuthError::new(
-            ErrorCode::AuthorizationPending,
-            "the user has not decided yet",
-        ));
-    }
-    // Memory only: a device hammering the endpoint costs no database write (the count and
-    // the grown interval are written at redemption).
-    let (interval, count) = core
-        .polls
-        .slow_down(hash, SLOW_DOWN_STEP)
-        .map_or((known.interval + SLOW_DOWN_STEP, 0), |s| {
-            (s.interval, s.slow_downs)
-        });
-    // A burst of too-fast polls is worth an audit line, not one per poll: the 1st, 10th,
-    // 100th… slow_down of a grant (as this instance counts them) are recorded.
-    if is_power_of_ten(count) {
-        audit::record(
-            &core.db,
-            audit::Event {
-                actor: &Actor::Client(client.client_id.clone()),
-                workspace_id: Some(workspace.id),
-                action: Action::DeviceSlowDown,
-                target: Some(known.grant.to_string()),
-                detail: serde_json::json!({ "slow_downs": count, "interval": interval }),
-                ip: None,
-            },
-        )
-        .await?;
-    }
-    Err(OAuthError::new(
-        ErrorCode::SlowDown,
-        format!("polling too fast: wait at least {interval} seconds between requests"),
-    ))
 }
 
 async fn redeem(
@@ -529,11 +471,7 @@ async fn redeem(
     client: &client::Model,
     grant: &device_grant::Model,
     now: i64,
-) -> Result<Issued, OAuthError> {
-    let seen = core
-        .polls
-        .stats(&grant.device_code_hash)
-        .unwrap_or_default();
+) -> Result<Poll, Error> {
     // Everything that needs its own connection comes before the transaction takes one.
     let settings = Settings::from_model(workspace)?;
     let key = core
@@ -541,46 +479,24 @@ async fn redeem(
         .current(&core.db, &core.keyring, workspace.id)
         .await?;
     let issuer = tokens::issuer(&core.settings.server.public_url, &workspace.slug);
-    let txn = core.db.begin().await?;
-    let consumed = device_grant::Entity::update_many()
-        .col_expr(
-            device_grant::Column::Status,
-            Expr::value(Status::Consumed.as_str()),
-        )
-        .col_expr(device_grant::Column::ConsumedAt, Expr::value(now))
-        .col_expr(device_grant::Column::PollCount, Expr::value(seen.polls))
-        .col_expr(
-            device_grant::Column::SlowDowns,
-            Expr::value(seen.slow_downs.max(grant.slow_downs)),
-        )
-        .col_expr(
-            device_grant::Column::Interval,
-            Expr::value(seen.interval.max(grant.interval)),
-        )
-        .filter(device_grant::Column::Id.eq(grant.id))
-        .filter(device_grant::Column::Status.eq(Status::Approved.as_str()))
-        .filter(device_grant::Column::ExpiresAt.gt(now))
-        .exec(&txn)
-        .await?;
-    if consumed.rows_affected != 1 {
+    let mut txn = core.device_grants.begin(&core.db).await?;
+    let Some(written) = txn.redeem(grant, now).await? else {
         // Another poll won the race.
-        return Err(OAuthError::invalid_grant(
-            "this device_code was already redeemed",
-        ));
-    }
+        return Ok(Poll::AlreadyRedeemed);
+    };
     let user_id = grant
         .user_id
         .ok_or_else(|| Error::internal("approved grant has no user"))?;
-    let user = users::find_by_id(&txn, user_id)
+    let Some(user) = users::find_by_id(txn.txn(), user_id)
         .await?
         .filter(|u| !u.disabled)
-        .ok_or_else(|| {
-            OAuthError::invalid_grant("the approving user no longer exists or is disabled")
-        })?;
+    else {
+        return Ok(Poll::ApproverGone);
+    };
     // The approval every token from this redemption descends from (revoking it ends them all).
-    let approval = grants::create_for_device(&txn, grant, now).await?;
+    let approval = grants::create_for_device(txn.txn(), grant, now).await?;
     let issued = tokens::issue_for_user(
-        &txn,
+        txn.txn(),
         &core.keyring,
         &key,
         &tokens::UserGrant {
@@ -595,21 +511,20 @@ async fn redeem(
     )
     .await?;
     audit::record(
-        &txn,
+        txn.txn(),
         audit::Event {
             actor: &Actor::Client(client.client_id.clone()),
             workspace_id: Some(workspace.id),
             action: Action::DeviceRedeemed,
             target: Some(grant.id.to_string()),
-            detail: serde_json::json!({ "polls": seen.polls, "slow_downs": seen.slow_downs.max(grant.slow_downs), "refresh_token": issued.refresh_token.is_some() }),
+            detail: serde_json::json!({ "polls": written.polls, "slow_downs": written.slow_downs, "refresh_token": issued.refresh_token.is_some() }),
             ip: None,
         },
     )
     .await?;
     txn.commit().await?;
-    core.polls.finished(&grant.device_code_hash);
     core.counters.grant(GrantEvent::Redeemed);
-    Ok(issued)
+    Ok(Poll::Tokens(issued))
 }
 
 fn is_power_of_ten(mut n: i64) -> bool {
