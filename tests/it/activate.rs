@@ -5,7 +5,8 @@ use reqwest::header::{CACHE_CONTROL, LOCATION, RETRY_AFTER, SET_COOKIE};
 use sea_orm::{ActiveModelTrait as _, EntityTrait as _, IntoActiveModel as _, Set};
 use vestibule_core::entities::{audit_event, client, device_grant, user, workspace};
 use vestibule_core::services::audit::Actor;
-use vestibule_core::services::device_grants::{self, Decision, Origin, Started};
+use vestibule_core::services::device_grants::{self, Origin, Started};
+use vestibule_core::services::interaction::Decision;
 use vestibule_core::services::{clients, workspaces};
 use vestibule_core::types::{Access, DisplayName, GrantSet, Proximity, ScopeSet};
 

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde_json::Value;
 use vestibule_core::entities::{audit_event, device_grant, user, workspace};
-use vestibule_core::services::device_grants::Decision;
+use vestibule_core::services::interaction::Decision;
 use vestibule_core::services::workspaces::Changes;
 
 use crate::console::{Console, data_field};

@@ -26,10 +26,11 @@ use vestibule_core::crypto::SecretKind;
 use vestibule_core::entities;
 use vestibule_core::services::audit::Actor;
 use vestibule_core::services::device_authorizations;
-use vestibule_core::services::device_grants::{self, Decision, Lookup};
+use vestibule_core::services::device_grants::{self, Lookup};
+use vestibule_core::services::interaction::{Decided, Decision};
 use vestibule_core::services::workspaces::Changes;
 
-use crate::helpers::{Browser, TestApp, outlive_a_one_second_lifetime};
+use crate::helpers::{Browser, TestApp, decide_device_code, outlive_a_one_second_lifetime};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -279,23 +280,7 @@ async fn public_client_full_flow_with_openidconnect() {
             // The device polls after its 1-second interval (the protocol counts whole seconds);
             // approve after that first poll, so that it goes from pending to approved.
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            let Lookup::Pending(p) =
-                device_grants::find_by_user_code(&app_core.db, &app_core.keyring, &user_code)
-                    .await
-                    .unwrap()
-            else {
-                panic!("pending")
-            };
-            device_grants::decide(
-                &app_core,
-                p.grant.id,
-                &alice,
-                vestibule_core::now(),
-                Decision::Approve,
-                None,
-            )
-            .await
-            .unwrap()
+            decide_device_code(&app_core, &user_code, &alice, Decision::Approve).await
         }
     };
     let (token, approved) = tokio::join!(
@@ -309,7 +294,7 @@ async fn public_client_full_flow_with_openidconnect() {
         },
         approver
     );
-    assert!(approved);
+    assert_eq!(approved, Decided::Recorded);
     let scopes: HashSet<String> = token
         .scopes()
         .unwrap()
@@ -847,26 +832,18 @@ async fn a_device_code_of_one_workspace_is_refused_in_another() {
     // A user of B cannot decide A's grant.
     let b_user = app.user(&b, "erin", "erin's password").await;
     let fresh = authorize(&app, "ws-a", &a_cid, None).await;
-    let Lookup::Pending(pending) = device_grants::find_by_user_code(
-        &app.core.db,
-        &app.core.keyring,
-        fresh["user_code"].as_str().unwrap(),
-    )
-    .await
-    .unwrap() else {
-        panic!("a fresh code is pending");
-    };
-    let decided = device_grants::decide(
+    let decided = decide_device_code(
         &app.core,
-        pending.grant.id,
+        fresh["user_code"].as_str().unwrap(),
         &b_user,
-        vestibule_core::now(),
         Decision::Approve,
-        None,
     )
-    .await
-    .unwrap();
-    assert!(!decided, "a user of another workspace cannot approve");
+    .await;
+    assert_eq!(
+        decided,
+        Decided::NoAccess,
+        "a user of another workspace cannot approve"
+    );
     // The right workspace still redeems the first code.
     let (status, _) = poll(&app, "ws-a", &a_cid, code).await;
     assert_eq!(status, 200);

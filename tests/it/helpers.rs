@@ -11,7 +11,8 @@ use vestibule_core::Core;
 use vestibule_core::config::Settings;
 use vestibule_core::entities::{user, workspace};
 use vestibule_core::services::audit::Actor;
-use vestibule_core::services::device_grants::{self, Decision, Lookup};
+use vestibule_core::services::device_grants::{self, Lookup};
+use vestibule_core::services::interaction::{self, Approver, Decided, Decision};
 use vestibule_core::services::{clients, users, workspaces};
 use vestibule_core::types::{
     Access, DisplayName, Email, GrantSet, Password, Proximity, ScopeSet, Slug, Username,
@@ -542,25 +543,34 @@ impl TestApp {
 
     /// Decides a pending grant as `user` would at /activate.
     pub async fn decide(&self, user_code: &str, user: &user::Model, decision: Decision) {
-        let Lookup::Pending(pending) =
-            device_grants::find_by_user_code(&self.core.db, &self.core.keyring, user_code)
-                .await
-                .unwrap()
-        else {
-            panic!("user code {user_code} is not pending");
-        };
-        let decided = device_grants::decide(
-            &self.core,
-            pending.grant.id,
-            user,
-            vestibule_core::now(),
-            decision,
-            Some("127.0.0.1".into()),
-        )
-        .await
-        .unwrap();
-        assert!(decided);
+        let decided = decide_device_code(&self.core, user_code, user, decision).await;
+        assert_eq!(decided, Decided::Recorded);
     }
+}
+
+/// Decides the pending grant of `user_code` as `user` would at /activate (through the one
+/// interaction every grant uses), typed in rather than arrived by link.
+pub async fn decide_device_code(
+    core: &Core,
+    user_code: &str,
+    user: &user::Model,
+    decision: Decision,
+) -> Decided {
+    let Lookup::Pending(pending) =
+        device_grants::find_by_user_code(&core.db, &core.keyring, user_code)
+            .await
+            .unwrap()
+    else {
+        panic!("user code {user_code} is not pending");
+    };
+    let approver = Approver {
+        user,
+        auth_time: vestibule_core::now(),
+        ip: Some("127.0.0.1"),
+    };
+    interaction::decide(core, &pending.into_request(false), approver, decision)
+        .await
+        .unwrap()
 }
 
 /// A person's browser at `/activate`: follows redirects, keeps cookies, fills the forms.

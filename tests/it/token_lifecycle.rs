@@ -21,7 +21,7 @@ use sea_orm::{
 use serde_json::Value;
 use vestibule_core::entities::{audit_event, refresh_token, user, workspace};
 use vestibule_core::services::audit::Actor;
-use vestibule_core::services::device_grants::Decision;
+use vestibule_core::services::interaction::Decision;
 use vestibule_core::services::workspaces::{self, Changes};
 use vestibule_core::services::{clients, keys};
 

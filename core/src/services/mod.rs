@@ -13,6 +13,7 @@ pub mod device_authorizations;
 pub mod device_grants;
 pub mod entropy;
 pub mod grants;
+pub mod interaction;
 pub mod introspection;
 pub mod keys;
 pub mod refresh;

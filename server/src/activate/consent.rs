@@ -1,11 +1,12 @@
-//! `GET/POST /activate/consent`: what the device asks for, from where, and the decision.
+//! `GET/POST /activate/consent`: who asks for what (for a device: its code, when, from where
+//! and on what), and the decision.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vestibule_core::Core;
-use vestibule_core::services::device_grants::Decision;
+use vestibule_core::services::interaction::{Decision, Requested};
 use vestibule_core::types::ScopeSet;
 use vestibule_web::html::{self, see_other};
 use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
@@ -39,8 +40,14 @@ struct ConsentPage<'a> {
     client_name: &'a str,
     workspace_name: &'a str,
     signed_in_as: &'a str,
-    user_code: String,
     scopes: Vec<String>,
+    /// What a device request adds: the code to compare and the device's circumstances.
+    device: Option<DeviceFacts>,
+}
+
+#[derive(Serialize)]
+struct DeviceFacts {
+    user_code: String,
     asked: String,
     device_kind: String,
     /// `same`, `different` or `unknown`.
@@ -53,16 +60,15 @@ pub async fn show(
     req: HttpRequest,
 ) -> Result<HttpResponse, ActivateError> {
     let current = flow::current(&core, &session).await?;
-    let Some(user) = flow::signed_in_user(&core, &session, current.pending.workspace.id).await?
+    let Some(user) = flow::signed_in_user(&core, &session, current.request.workspace.id).await?
     else {
         return Ok(see_other(SIGN_IN_PATH));
     };
-    let browser = ClientAddress::of(&req).ip();
     let page = page(
         &current,
         &user,
         session.csrf_token()?,
-        device::network(current.pending.grant.created_ip.as_deref(), browser),
+        ClientAddress::of(&req),
     );
     Ok(html::page(StatusCode::OK, "activate/consent.html", &page)?)
 }
@@ -86,43 +92,40 @@ pub async fn submit(
         // The session moved on to another code since this page was shown: show that one.
         return Ok(see_other(super::CONSENT_PATH));
     }
-    let Some(user) = flow::signed_in_user(&core, &session, current.pending.workspace.id).await?
+    let Some(user) = flow::signed_in_user(&core, &session, current.request.workspace.id).await?
     else {
         return Ok(see_other(SIGN_IN_PATH));
     };
-    flow::decide(
-        &core,
-        &session,
-        &req,
-        current.code.grant_id,
-        &user,
-        decision,
-    )
-    .await
+    flow::decide(&core, &session, &req, &current, &user, decision).await
 }
 
 fn page<'a>(
     current: &'a Current,
     user: &'a SignedUser,
     csrf_token: String,
-    network: Network,
+    browser: ClientAddress,
 ) -> ConsentPage<'a> {
-    let pending = &current.pending;
+    let request = &current.request;
+    let device = match &request.requested {
+        Requested::Device(asked) => DeviceFacts {
+            user_code: asked.user_code.display(),
+            asked: device::ago(vestibule_core::now() - asked.grant.created_at),
+            device_kind: device::kind(asked.grant.user_agent.as_deref()),
+            network: match device::network(asked.grant.created_ip.as_deref(), browser.ip()) {
+                Network::Same => "same",
+                Network::Different => "different",
+                Network::Unknown => "unknown",
+            },
+        },
+    };
     ConsentPage {
         csrf_token,
-        grant: pending.grant.id,
-        client_name: &pending.client.name,
-        workspace_name: &pending.workspace.name,
+        grant: current.code.grant_id,
+        client_name: &request.client.name,
+        workspace_name: &request.workspace.name,
         signed_in_as: user.user.name.as_deref().unwrap_or(&user.user.username),
-        user_code: pending.user_code.display(),
-        scopes: scope_words(&ScopeSet::from_stored(&pending.grant.scopes)),
-        asked: device::ago(vestibule_core::now() - pending.grant.created_at),
-        device_kind: device::kind(pending.grant.user_agent.as_deref()),
-        network: match network {
-            Network::Same => "same",
-            Network::Different => "different",
-            Network::Unknown => "unknown",
-        },
+        scopes: scope_words(&request.scopes),
+        device: Some(device),
     }
 }
 

@@ -149,8 +149,8 @@ async fn look_up(
         via_complete_uri: arrival == Arrival::CompleteUri || came_by_link,
     };
     session.set_code(&code)?;
-    let current = Current { pending, code };
-    match flow::signed_in_user(core, session, current.pending.workspace.id).await? {
+    let current = Current::of(pending, code);
+    match flow::signed_in_user(core, session, current.request.workspace.id).await? {
         None => Ok(see_other(SIGN_IN_PATH)),
         // A GET changes no grant: the link only leads to the consent page.
         Some(_) if arrival == Arrival::CompleteUri => Ok(see_other(CONSENT_PATH)),

@@ -27,6 +27,9 @@ pub enum ActivateError {
     CodeUsed,
     #[error("no such page")]
     NotFound,
+    /// The signed-in user may not use the client that asks.
+    #[error("no access to {client}")]
+    NoAccess { client: String },
     /// Too many failures from this address (or for this account): wait `retry_after`.
     #[error("throttled: {what:?}")]
     Throttled {
@@ -97,6 +100,14 @@ impl ActivateError {
                 ),
                 next: START_AGAIN,
             },
+            Self::NoAccess { client } => Problem {
+                title: "You cannot use this application",
+                message: Cow::Owned(format!(
+                    "Your account does not have access to {client}, so nothing was approved. \
+                     Ask your administrator for access."
+                )),
+                next: START_AGAIN,
+            },
             Self::NotFound => Problem {
                 title: "Page not found",
                 message: Cow::Borrowed("There is no page at this address."),
@@ -142,7 +153,7 @@ impl ActivateError {
 impl ResponseError for ActivateError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Csrf | Self::NoAccess { .. } => StatusCode::FORBIDDEN,
             Self::BadForm(_) | Self::BadValue(_) => StatusCode::BAD_REQUEST,
             Self::NoCodeInProgress => StatusCode::SEE_OTHER,
             Self::CodeExpired => StatusCode::GONE,

@@ -1,14 +1,16 @@
-//! The steps the pages share: which grant this browser is working on, who is signed in for it,
-//! where to go next, and recording the decision.
+//! The steps the pages share: which request this browser is working on, who is signed in for
+//! it, where to go next, and recording the decision. The steps themselves are core's
+//! [`interaction`]; this module keeps the browser's place in them.
 
 use actix_web::{HttpRequest, HttpResponse};
 use uuid::Uuid;
 use vestibule_core::Core;
 use vestibule_core::entities::{device_grant, user};
-use vestibule_core::services::device_grants::{self, Decision, Lookup, PendingGrant, Status};
-use vestibule_core::services::workspaces::Settings;
-use vestibule_core::services::{consents, users};
-use vestibule_core::types::ScopeSet;
+use vestibule_core::services::device_grants::{self, Lookup, Status};
+use vestibule_core::services::interaction::{
+    self, Approver, AuthorizationRequest, Decided, Decision,
+};
+use vestibule_core::services::users;
 use vestibule_web::ClientAddress;
 use vestibule_web::html::see_other;
 
@@ -20,13 +22,24 @@ use super::{CONSENT_PATH, DONE_PATH};
 /// server, so the age is checked here.
 const SIGN_IN_LIFETIME: i64 = 12 * 3600;
 
-/// The pending grant this browser is working on.
+/// The request this browser is working on: the device code entered, still pending.
 pub struct Current {
-    pub pending: PendingGrant,
+    pub request: AuthorizationRequest,
     pub code: CodeInProgress,
 }
 
-/// The grant of the session's code, still pending.
+impl Current {
+    /// The request of a code just looked up.
+    #[must_use]
+    pub fn of(pending: device_grants::PendingGrant, code: CodeInProgress) -> Self {
+        Self {
+            request: pending.into_request(code.via_complete_uri),
+            code,
+        }
+    }
+}
+
+/// The request of the session's code, still pending.
 ///
 /// # Errors
 /// `NoCodeInProgress` without a code; `CodeExpired` / `CodeUsed` once the grant is no longer
@@ -34,10 +47,9 @@ pub struct Current {
 pub async fn current(core: &Core, session: &ActivateSession) -> Result<Current, ActivateError> {
     let code = session.code().ok_or(ActivateError::NoCodeInProgress)?;
     match device_grants::find_by_user_code(&core.db, &core.keyring, &code.user_code).await? {
-        Lookup::Pending(pending) if pending.grant.id == code.grant_id => Ok(Current {
-            pending: *pending,
-            code,
-        }),
+        Lookup::Pending(pending) if pending.grant.id == code.grant_id => {
+            Ok(Current::of(*pending, code))
+        }
         _ => {
             session.clear_code();
             Err(ended(core, code.grant_id).await)
@@ -96,8 +108,8 @@ pub async fn signed_in_user(
     }
 }
 
-/// After a typed code or a sign-in: approve at once when consent may be skipped, else show
-/// the consent page.
+/// After a typed code or a sign-in: approve at once when remembered consent stands in for
+/// asking, else show the consent page.
 ///
 /// # Errors
 /// On a database failure, or when the grant stopped being pending meanwhile.
@@ -108,60 +120,42 @@ pub async fn after_sign_in(
     current: &Current,
     user: &SignedUser,
 ) -> Result<HttpResponse, ActivateError> {
-    if may_skip_consent(core, current, &user.user).await? {
-        return decide(
-            core,
-            session,
-            req,
-            current.code.grant_id,
-            user,
-            Decision::Approve,
-        )
-        .await;
+    if interaction::consent_remembered(core, &current.request, &user.user).await? {
+        return decide(core, session, req, current, user, Decision::Approve).await;
     }
     Ok(see_other(CONSENT_PATH))
-}
-
-/// Consent is skipped only for a typed code (never one from `verification_uri_complete`, RFC
-/// 8628 §5.4), when the workspace allows it and the user already granted these scopes.
-async fn may_skip_consent(
-    core: &Core,
-    current: &Current,
-    user: &user::Model,
-) -> Result<bool, ActivateError> {
-    if current.code.via_complete_uri
-        || !Settings::from_model(&current.pending.workspace)?.consent_skip
-    {
-        return Ok(false);
-    }
-    let grant = &current.pending.grant;
-    Ok(consents::covers(
-        &core.db,
-        user.id,
-        grant.client_id,
-        &ScopeSet::from_stored(&grant.scopes),
-    )
-    .await?)
 }
 
 /// Records the decision and sends the browser to the done page.
 ///
 /// # Errors
-/// `CodeExpired` / `CodeUsed` when the grant is no longer pending; database failures.
+/// `NoAccess` when the user may not use the client; `CodeExpired` / `CodeUsed` when the grant
+/// is no longer pending; database failures.
 pub async fn decide(
     core: &Core,
     session: &ActivateSession,
     req: &HttpRequest,
-    grant_id: Uuid,
+    current: &Current,
     user: &SignedUser,
     decision: Decision,
 ) -> Result<HttpResponse, ActivateError> {
     let ip = ClientAddress::of(req).text();
-    let recorded =
-        device_grants::decide(core, grant_id, &user.user, user.auth_time, decision, ip).await?;
-    if !recorded {
-        session.clear_code();
-        return Err(ended(core, grant_id).await);
+    let approver = Approver {
+        user: &user.user,
+        auth_time: user.auth_time,
+        ip: ip.as_deref(),
+    };
+    match interaction::decide(core, &current.request, approver, decision).await? {
+        Decided::Recorded => {}
+        Decided::NoAccess => {
+            return Err(ActivateError::NoAccess {
+                client: current.request.client.name.clone(),
+            });
+        }
+        Decided::NoLongerPending => {
+            session.clear_code();
+            return Err(ended(core, current.code.grant_id).await);
+        }
     }
     session.finish(match decision {
         Decision::Approve => Outcome::Approved,

@@ -63,7 +63,7 @@ pub async fn submit(
             Some("Enter your username and your password."),
         );
     }
-    let workspace = &current.pending.workspace;
+    let workspace = &current.request.workspace;
     let address = ClientAddress::of(&req).text();
     let attempt =
         attempts::user_sign_in(&core, workspace, username, &credentials.password, address).await?;
@@ -110,9 +110,9 @@ fn form(
 ) -> Result<HttpResponse, ActivateError> {
     let page = SignInPage {
         csrf_token: session.csrf_token()?,
-        workspace_name: &current.pending.workspace.name,
-        client_name: &current.pending.client.name,
-        workspace_slug: &current.pending.workspace.slug,
+        workspace_name: &current.request.workspace.name,
+        client_name: &current.request.client.name,
+        workspace_slug: &current.request.workspace.slug,
         username,
         message,
     };

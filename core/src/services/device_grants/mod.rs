@@ -15,19 +15,26 @@ use uuid::Uuid;
 
 pub use crate::entities::device_grant::Status;
 pub use memory::Stats;
+pub(crate) use store::GrantTransaction;
 pub use store::{FOLLOW_INTERVAL, GrantStore, SLOW_DOWN_STEP};
 use store::{Sighting, Verdict};
 
+use std::sync::Arc;
+
 use crate::Core;
 use crate::crypto::{self, Keyring, SecretKind};
-use crate::entities::{client, device_grant, user, workspace};
+use crate::entities::{client, device_grant, workspace};
 use crate::error::Error;
 use crate::metrics::{GrantEvent, PollAnswer};
 use crate::oauth::{ErrorCode, OAuthError};
+use crate::records::{Client, Workspace};
 use crate::services::audit::{self, Action, Actor};
+use crate::services::interaction::{
+    Approver, AuthorizationRequest, Decision, DeviceRequest, Requested,
+};
 use crate::services::tokens::{self, Issued};
 use crate::services::workspaces::Settings;
-use crate::services::{consents, grants, users};
+use crate::services::{grants, users};
 use crate::types::{Grant, GrantSet, ScopeSet, UserCode};
 
 const DRAW_ATTEMPTS: usize = 16;
@@ -206,13 +213,31 @@ pub enum Lookup {
     Pending(Box<PendingGrant>),
 }
 
-/// A pending grant with what the consent page shows.
+/// A pending grant with its client and workspace.
 #[derive(Debug, Clone)]
 pub struct PendingGrant {
     pub grant: device_grant::Model,
-    pub client: client::Model,
-    pub workspace: workspace::Model,
+    pub client: Arc<Client>,
+    pub workspace: Arc<Workspace>,
     pub user_code: UserCode,
+}
+
+impl PendingGrant {
+    /// The request a person approves or denies. A code that arrived through a link or QR code
+    /// (`verification_uri_complete`) always gets the consent page (RFC 8628 §5.4).
+    #[must_use]
+    pub fn into_request(self, arrived_by_link: bool) -> AuthorizationRequest {
+        AuthorizationRequest {
+            scopes: ScopeSet::from_stored(&self.grant.scopes),
+            workspace: self.workspace,
+            client: self.client,
+            consent_skippable: !arrived_by_link,
+            requested: Requested::Device(DeviceRequest {
+                grant: self.grant,
+                user_code: self.user_code,
+            }),
+        }
+    }
 }
 
 /// Looks a typed user code up across all workspaces (user codes are unique among live grants).
@@ -247,8 +272,8 @@ pub async fn find_by_user_code(
     match (client, workspace) {
         (Some(client), Some(workspace)) => Ok(Lookup::Pending(Box::new(PendingGrant {
             grant,
-            client,
-            workspace,
+            client: Arc::new(Client::parse(client)),
+            workspace: Arc::new(Workspace::parse(workspace)?),
             user_code: code,
         }))),
         _ => Ok(Lookup::Unknown),
@@ -294,68 +319,44 @@ pub async fn find(
     Ok(device_grant::Entity::find_by_id(id).one(db).await?)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Approve,
-    Deny,
-}
-
-/// Records the signed-in user's decision on a pending grant. `false` when the grant is no
-/// longer pending (decided elsewhere, or expired): nothing was changed.
+/// The device grant's step of an approval or a denial ([`interaction::decide`] makes it one
+/// unit of work with the consent): the conditional status change and its audit event. `false`
+/// when the grant is no longer pending in the approver's workspace (nothing was changed).
 ///
 /// # Errors
-/// On a database failure, or when the user is not of the grant's workspace.
-pub async fn decide(
-    core: &Core,
-    grant_id: Uuid,
-    user: &user::Model,
-    auth_time: i64,
+/// On a database failure.
+pub(crate) async fn record_decision(
+    txn: &mut GrantTransaction<'_>,
+    grant: &device_grant::Model,
+    approver: Approver<'_>,
     decision: Decision,
-    ip: Option<String>,
 ) -> Result<bool, Error> {
-    let now = crate::now();
     let (status, action) = match decision {
         Decision::Approve => (Status::Approved, Action::DeviceApproved),
         Decision::Deny => (Status::Denied, Action::DeviceDenied),
     };
-    let mut txn = core.device_grants.begin(&core.db).await?;
     let verdict = Verdict {
         status,
-        workspace_id: user.workspace_id,
-        user_id: user.id,
-        auth_time,
-        ip: ip.clone(),
+        workspace_id: approver.user.workspace_id,
+        user_id: approver.user.id,
+        auth_time: approver.auth_time,
+        ip: approver.ip.map(str::to_owned),
     };
-    let Some(grant) = txn.decide(grant_id, verdict, now).await? else {
+    let Some(grant) = txn.decide(grant.id, verdict, crate::now()).await? else {
         return Ok(false);
     };
-    // The consent is its own step of the same unit of work.
-    if decision == Decision::Approve {
-        consents::record(
-            txn.txn(),
-            user.id,
-            grant.client_id,
-            &ScopeSet::from_stored(&grant.scopes),
-        )
-        .await?;
-    }
     audit::record(
         txn.txn(),
         audit::Event {
-            actor: &Actor::User(user.id),
+            actor: &Actor::User(approver.user.id),
             workspace_id: Some(grant.workspace_id),
             action,
             target: Some(grant.id.to_string()),
             detail: serde_json::json!({ "client": grant.client_id, "scopes": grant.scopes }),
-            ip,
+            ip: approver.ip.map(str::to_owned),
         },
     )
     .await?;
-    txn.commit().await?;
-    core.counters.grant(match decision {
-        Decision::Approve => GrantEvent::Approved,
-        Decision::Deny => GrantEvent::Denied,
-    });
     Ok(true)
 }
 
