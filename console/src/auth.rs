@@ -34,7 +34,9 @@ impl FromRequest for SignedIn {
         let session = ConsoleSession::of(req);
         let core = req.app_data::<web::Data<Core>>().cloned();
         Box::pin(async move {
-            let core = core.ok_or_else(|| ConsoleError::Internal("no Core in app data".into()))?;
+            let core = core.ok_or_else(|| {
+                ConsoleError::Internal(vestibule_core::Error::internal("no Core in app data"))
+            })?;
             let Some(mut signed_in) = session.admin() else {
                 return Err(ConsoleError::SignInRequired);
             };

@@ -25,23 +25,22 @@ pub enum ConsoleError {
     /// Too many failed sign-ins for this account or address.
     #[error("too many failed sign-ins")]
     Throttled { retry_after: Duration },
-    /// A failure that is ours, not the admin's. Logged; the page says nothing of it.
-    #[error("{0}")]
-    Internal(String),
+    /// A failure that is ours, not the admin's, with its causes. Logged; the page says nothing
+    /// of it.
+    #[error(transparent)]
+    Internal(vestibule_core::Error),
+    /// The web layer could not render a page or write the session. Logged; the page says
+    /// nothing of it.
+    #[error(transparent)]
+    Web(#[from] vestibule_web::WebError),
 }
 
 impl From<vestibule_core::Error> for ConsoleError {
     fn from(e: vestibule_core::Error) -> Self {
         match e {
             vestibule_core::Error::NotFound(_) => Self::NotFound,
-            other => Self::Internal(other.report().to_string()),
+            other => Self::Internal(other),
         }
-    }
-}
-
-impl From<vestibule_web::WebError> for ConsoleError {
-    fn from(e: vestibule_web::WebError) -> Self {
-        Self::Internal(e.to_string())
     }
 }
 
@@ -74,7 +73,7 @@ impl ConsoleError {
                     retry_after.as_secs().div_ceil(60).max(1)
                 )),
             ),
-            Self::SignInRequired | Self::Internal(_) => (
+            Self::SignInRequired | Self::Internal(_) | Self::Web(_) => (
                 "Something went wrong",
                 Cow::Borrowed("Something went wrong on our side. Please try again in a moment."),
             ),
@@ -95,14 +94,15 @@ impl ResponseError for ConsoleError {
             Self::BadForm(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::Web(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
             Self::SignInRequired => return html::see_other(crate::LOGIN_PATH),
-            Self::Internal(message) => tracing::error!(error = %message, "/console failed"),
+            Self::Internal(e) => tracing::error!(error = %e.report(), "/console failed"),
+            Self::Web(e) => tracing::error!(error = %e, "/console failed"),
             Self::Csrf => {
                 tracing::info!("/console: form refused for a missing or wrong CSRF token")
             }

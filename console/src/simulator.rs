@@ -11,9 +11,12 @@ use qrcode::QrCode;
 use qrcode::render::svg;
 use serde::Serialize;
 use vestibule_core::Core;
+use vestibule_core::oauth::Refusal;
+use vestibule_core::records::{Client, Workspace};
 use vestibule_core::services::clients;
 use vestibule_core::services::device_grants::Origin;
 use vestibule_core::services::simulator::{self, Progress};
+use vestibule_core::types::Grant;
 use vestibule_web::{ClientAddress, CsrfForm};
 
 use crate::auth::SignedIn;
@@ -34,10 +37,27 @@ fn simulator_path(slug: &str, client_id: &str) -> String {
     )
 }
 
+/// The workspace and client a simulator path names, as the device-grant services read them.
+async fn simulated(core: &Core, path: &ClientPath) -> Result<(Workspace, Client), ConsoleError> {
+    let ws = by_slug(core, &path.slug).await?;
+    let client = clients::get_in_workspace(&core.db, ws.id, &path.client_id).await?;
+    Ok((Workspace::parse(ws)?, Client::parse(client)))
+}
+
+/// How the page words a refusal to start: the error the device would get, then why.
+fn refused(refusal: &Refusal) -> String {
+    let code = match refusal {
+        Refusal::DeviceFlowDisabled | Refusal::GrantNotEnabled(_) => "unauthorized_client",
+        // The simulator asks for the client's own scopes, so anything else is the server's.
+        _ => "server_error",
+    };
+    format!("{code}: {refusal}")
+}
+
 /// `uri` as an inline SVG QR code (no `<?xml?>` prologue, labelled for screen readers).
 fn qr_svg(uri: &str) -> Result<String, ConsoleError> {
     let code = QrCode::new(uri.as_bytes())
-        .map_err(|e| ConsoleError::Internal(format!("cannot encode a QR code: {e}")))?;
+        .map_err(|e| vestibule_core::Error::internal_from("cannot encode a QR code", e))?;
     let rendered = code
         .render::<svg::Color<'_>>()
         .min_dimensions(220, 220)
@@ -85,13 +105,36 @@ struct SimulatorPage {
     error: Option<String>,
 }
 
+impl SimulatorPage {
+    fn new(
+        ws: &Workspace,
+        client: &Client,
+        simulation: Option<SimulationView>,
+        error: Option<String>,
+    ) -> Self {
+        let refresh_seconds = simulation
+            .as_ref()
+            .filter(|s| s.state == "pending")
+            .map(|_| REFRESH_SECONDS);
+        Self {
+            ws: WorkspaceView::of(ws),
+            tab: "clients",
+            client_id: client.client_id.clone(),
+            client_name: client.name.clone(),
+            device_code_enabled: client.grants.contains(Grant::DeviceCode),
+            simulation,
+            refresh_seconds,
+            error,
+        }
+    }
+}
+
 pub async fn show(
     core: web::Data<Core>,
     signed_in: SignedIn,
     path: web::Path<ClientPath>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let ws = by_slug(&core, &path.slug).await?;
-    let client = clients::get_in_workspace(&core.db, ws.id, &path.client_id).await?;
+    let (ws, client) = simulated(&core, &path).await?;
     let running = signed_in.session.simulation(&ws.slug, &client.client_id);
     let simulation = match running {
         None => None,
@@ -138,24 +181,11 @@ pub async fn show(
             })
         }
     };
-    let refresh_seconds = simulation
-        .as_ref()
-        .filter(|s| s.state == "pending")
-        .map(|_| REFRESH_SECONDS);
     html::console_page(
         StatusCode::OK,
         "console/simulator.html",
         &signed_in.chrome("workspaces")?,
-        &SimulatorPage {
-            ws: WorkspaceView::of(&ws),
-            tab: "clients",
-            device_code_enabled: client.grants.split_whitespace().any(|g| g == "device_code"),
-            client_id: client.client_id,
-            client_name: client.name,
-            simulation,
-            refresh_seconds,
-            error: None,
-        },
+        &SimulatorPage::new(&ws, &client, simulation, None),
     )
 }
 
@@ -166,8 +196,7 @@ pub async fn start(
     path: web::Path<ClientPath>,
     CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let ws = by_slug(&core, &path.slug).await?;
-    let client = clients::get_in_workspace(&core.db, ws.id, &path.client_id).await?;
+    let (ws, client) = simulated(&core, &path).await?;
     let origin = Origin {
         ip: ClientAddress::of(&req).text(),
         user_agent: req
@@ -196,20 +225,12 @@ pub async fn start(
                 &simulator_path(&ws.slug, &client.client_id),
             )
         }
-        Err(e) => html::console_page(
+        Err(vestibule_core::Error::Refused(refusal)) => html::console_page(
             StatusCode::BAD_REQUEST,
             "console/simulator.html",
             &signed_in.chrome("workspaces")?,
-            &SimulatorPage {
-                ws: WorkspaceView::of(&ws),
-                tab: "clients",
-                device_code_enabled: client.grants.split_whitespace().any(|g| g == "device_code"),
-                client_id: client.client_id,
-                client_name: client.name,
-                simulation: None,
-                refresh_seconds: None,
-                error: Some(format!("{}: {}", e.code.as_str(), e.description)),
-            },
+            &SimulatorPage::new(&ws, &client, None, Some(refused(&refusal))),
         ),
+        Err(e) => Err(e.into()),
     }
 }

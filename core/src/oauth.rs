@@ -1,79 +1,7 @@
-//! OAuth 2.0 error codes (RFC 6749 §5.2, RFC 8628 §3.5, RFC 6750 §3.1) and token type hints
-//! (RFC 7009 §2.1) as domain values. The server renders them in one place.
+//! Why the server refuses a protocol request, in the domain's words, and token type hints
+//! (RFC 7009 §2.1). The server turns refusals into RFC error codes in one place.
 
-use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    InvalidScope,
-    AuthorizationPending,
-    SlowDown,
-    AccessDenied,
-    ExpiredToken,
-    /// RFC 6750 §3.1: a bearer token that is malformed, expired, revoked or foreign.
-    InvalidToken,
-    /// RFC 6750 §3.1: a valid bearer token without the scope the resource needs.
-    InsufficientScope,
-    ServerError,
-}
-
-impl ErrorCode {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::AuthorizationPending => "authorization_pending",
-            Self::SlowDown => "slow_down",
-            Self::AccessDenied => "access_denied",
-            Self::ExpiredToken => "expired_token",
-            Self::InvalidToken => "invalid_token",
-            Self::InsufficientScope => "insufficient_scope",
-            Self::ServerError => "server_error",
-        }
-    }
-}
-
-/// An OAuth error with a description for the developer of the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthError {
-    pub code: ErrorCode,
-    pub description: String,
-}
-
-impl OAuthError {
-    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self {
-            code,
-            description: description.into(),
-        }
-    }
-
-    pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidRequest, description)
-    }
-
-    pub fn invalid_client(description: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidClient, description)
-    }
-
-    pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidGrant, description)
-    }
-
-    pub fn invalid_scope(description: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidScope, description)
-    }
-}
+use crate::types::Grant;
 
 /// Why the server refuses a protocol request, in the domain's words. Core services return
 /// these inside [`crate::Error::Refused`]; the protocol surface turns each into its RFC error
@@ -120,6 +48,15 @@ pub enum Refusal {
     TokenInactive,
     #[error("userinfo needs an access token with the openid scope")]
     UserinfoNeedsOpenid,
+    #[error("the device authorization grant is disabled in this workspace")]
+    DeviceFlowDisabled,
+    #[error("the {} grant is not enabled for this client", .0.as_str())]
+    GrantNotEnabled(Grant),
+    /// Every user code drawn was taken: the workspace's code space is too small for its load.
+    #[error(
+        "no free user code could be drawn; the workspace's code space is too small for its load"
+    )]
+    NoFreeUserCode,
 }
 
 /// The two kinds of token a client can hold, as named by `token_type_hint` (RFC 7009 §2.1,
@@ -148,61 +85,5 @@ impl TokenType {
             Self::AccessToken => "access_token",
             Self::RefreshToken => "refresh_token",
         }
-    }
-}
-
-impl fmt::Display for OAuthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.description)
-    }
-}
-
-impl std::error::Error for OAuthError {}
-
-impl Refusal {
-    /// The RFC error code a client is answered with.
-    #[must_use]
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Self::ClientAuthenticationFailed
-            | Self::ClientSecretRequired
-            | Self::IntrospectionNeedsConfidentialClient => ErrorCode::InvalidClient,
-            Self::ConfidentialClientRequired => ErrorCode::UnauthorizedClient,
-            Self::ScopeMalformed(_) | Self::ScopeNotEnabled(_) | Self::ScopeWidened(_) => {
-                ErrorCode::InvalidScope
-            }
-            Self::UnknownRefreshToken
-            | Self::RefreshTokenRevoked
-            | Self::RefreshTokenReused
-            | Self::RefreshTokenRaced
-            | Self::RefreshTokenEnded(_)
-            | Self::UserGone => ErrorCode::InvalidGrant,
-            Self::TokenInactive => ErrorCode::InvalidToken,
-            Self::UserinfoNeedsOpenid => ErrorCode::InsufficientScope,
-        }
-    }
-}
-
-/// Refusals keep their code and text; internal failures become `server_error` without
-/// details (they are logged instead, with their causes).
-impl From<crate::Error> for OAuthError {
-    fn from(e: crate::Error) -> Self {
-        match e {
-            crate::Error::Refused(refusal) => Self::new(refusal.code(), refusal.to_string()),
-            crate::Error::Invalid { message, .. } => Self::invalid_request(message),
-            other => {
-                tracing::error!(error = %other.report(), "internal error in an OAuth endpoint");
-                Self::new(
-                    ErrorCode::ServerError,
-                    "the server could not complete the request",
-                )
-            }
-        }
-    }
-}
-
-impl From<sea_orm::DbErr> for OAuthError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        crate::Error::from(e).into()
     }
 }

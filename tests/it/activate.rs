@@ -4,6 +4,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, LOCATION, RETRY_AFTER, SET_COOKIE};
 use sea_orm::{ActiveModelTrait as _, EntityTrait as _, IntoActiveModel as _, Set};
 use vestibule_core::entities::{audit_event, client, device_grant, user, workspace};
+use vestibule_core::records::{Client, Workspace};
 use vestibule_core::services::audit::Actor;
 use vestibule_core::services::device_grants::{self, Origin, Started};
 use vestibule_core::services::interaction::Decision;
@@ -122,8 +123,8 @@ impl Setup {
 async fn start(app: &TestApp, ws: &workspace::Model, client: &client::Model, ip: &str) -> Started {
     device_grants::start(
         &app.core,
-        ws,
-        client,
+        &Workspace::parse(ws.clone()).unwrap(),
+        &Client::parse(client.clone()),
         ScopeSet::parse(SCOPES).unwrap(),
         Origin {
             ip: Some(ip.into()),

@@ -4,10 +4,10 @@
 use uuid::Uuid;
 
 use crate::Core;
-use crate::entities::{client, workspace};
-use crate::oauth::OAuthError;
+use crate::records::{Client, Workspace};
 use crate::services::audit::{self, Action, Actor};
 use crate::services::device_grants::{self, Origin, Poll, Started, Status};
+use crate::services::scopes;
 use crate::types::UserCode;
 
 /// The `verification_uri_complete` of a user code: `/activate` with the code pre-filled, as
@@ -23,15 +23,15 @@ pub fn verification_uri_complete(public_url: &str, user_code: &UserCode) -> Stri
 /// naming the admin.
 ///
 /// # Errors
-/// `unauthorized_client` when the client or workspace may not use the device grant.
+/// The refusals of [`device_grants::start`], for the console to word.
 pub async fn start(
     core: &Core,
     actor: &Actor,
-    workspace: &workspace::Model,
-    client: &client::Model,
+    workspace: &Workspace,
+    client: &Client,
     origin: Origin,
-) -> Result<Started, OAuthError> {
-    let scopes = device_grants::grantable_scopes(client, None)?;
+) -> Result<Started, crate::Error> {
+    let scopes = scopes::grantable(client, None)?;
     let ip = origin.ip.clone();
     let started = device_grants::start(core, workspace, client, scopes, origin).await?;
     audit::record(
@@ -75,8 +75,8 @@ pub enum Progress {
 /// `NotFound` when the request is not this client's in this workspace.
 pub async fn progress(
     core: &Core,
-    workspace: &workspace::Model,
-    client: &client::Model,
+    workspace: &Workspace,
+    client: &Client,
     grant_id: Uuid,
     device_code: &str,
 ) -> Result<Progress, crate::Error> {

@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::crypto::{self, Keyring, SecretKind};
-use crate::entities::{client, grant, refresh_token, user};
+use crate::entities::{grant, refresh_token, user};
 use crate::error::Error;
+use crate::records::Client;
 use crate::services::keys::SigningKey;
 use crate::services::workspaces::Settings;
-use crate::types::{Grant, GrantSet, ScopeSet};
+use crate::types::{Grant, ScopeSet};
 
 /// The `typ` header of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -75,7 +76,7 @@ struct IdClaims<'a> {
 pub struct UserGrant<'a> {
     pub issuer: &'a str,
     pub settings: &'a Settings,
-    pub client: &'a client::Model,
+    pub client: &'a Client,
     pub user: &'a user::Model,
     /// The approval every token issued here descends from.
     pub grant: &'a grant::Model,
@@ -138,7 +139,7 @@ pub async fn issue_for_user(
         None
     };
 
-    let refresh_allowed = GrantSet::from_stored(&g.client.grants).contains(Grant::RefreshToken);
+    let refresh_allowed = g.client.grants.contains(Grant::RefreshToken);
     let refresh_token =
         if refresh_allowed && ScopeSet::from_stored(&g.grant.scopes).contains("offline_access") {
             let token = crypto::random_token();
@@ -184,7 +185,7 @@ pub fn issue_for_client(
     key: &SigningKey,
     issuer: &str,
     settings: &Settings,
-    client: &client::Model,
+    client: &Client,
     scopes: &ScopeSet,
 ) -> Result<Issued, Error> {
     let now = crate::now();
@@ -213,7 +214,7 @@ pub fn issue_for_client(
 }
 
 /// The `aud` of access tokens: the workspace's configured audience, else the client_id.
-fn audience(settings: &Settings, client: &client::Model) -> String {
+fn audience(settings: &Settings, client: &Client) -> String {
     settings
         .audience
         .clone()

@@ -36,9 +36,14 @@ pub enum ActivateError {
         what: Throttled,
         retry_after: Duration,
     },
-    /// A failure that is ours, not the user's. Logged; the page says nothing of it.
-    #[error("{0}")]
-    Internal(String),
+    /// A failure that is ours, not the user's, with its causes. Logged; the page says nothing
+    /// of it.
+    #[error(transparent)]
+    Internal(#[from] vestibule_core::Error),
+    /// The web layer could not render a page or write the session. Logged; the page says
+    /// nothing of it.
+    #[error(transparent)]
+    Web(#[from] vestibule_web::WebError),
 }
 
 /// What was attempted too often.
@@ -48,18 +53,6 @@ pub enum Throttled {
     UserCodes,
     /// Failed sign-ins for one account or from one address.
     SignIns,
-}
-
-impl From<vestibule_core::Error> for ActivateError {
-    fn from(e: vestibule_core::Error) -> Self {
-        Self::Internal(e.report().to_string())
-    }
-}
-
-impl From<vestibule_web::WebError> for ActivateError {
-    fn from(e: vestibule_web::WebError) -> Self {
-        Self::Internal(e.to_string())
-    }
 }
 
 const START_AGAIN: Option<Link> = Some(Link {
@@ -139,7 +132,7 @@ impl ActivateError {
                     },
                 }
             }
-            Self::NoCodeInProgress | Self::Internal(_) => Problem {
+            Self::NoCodeInProgress | Self::Internal(_) | Self::Web(_) => Problem {
                 title: "Something went wrong",
                 message: Cow::Borrowed(
                     "Something went wrong on our side. Please try again in a moment.",
@@ -160,14 +153,15 @@ impl ResponseError for ActivateError {
             Self::CodeUsed => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::Web(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
             Self::NoCodeInProgress => return html::see_other(super::ENTRY_PATH),
-            Self::Internal(message) => tracing::error!(error = %message, "/activate failed"),
+            Self::Internal(e) => tracing::error!(error = %e.report(), "/activate failed"),
+            Self::Web(e) => tracing::error!(error = %e, "/activate failed"),
             Self::Csrf => {
                 tracing::info!("/activate: form refused for a missing or wrong CSRF token")
             }

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use vestibule_core::Core;
-use vestibule_core::services::{attempts, clients, device_grants};
+use vestibule_core::services::{attempts, clients, device_grants, scopes};
 
 use super::error::{OAuthResponse, no_store_json};
 use super::params::Params;
@@ -32,7 +32,7 @@ pub async fn authorize(
     let params = Params::parse(&req, &body)?;
     let credentials = params.credentials(&req)?;
     let client = clients::authenticate(&core, workspace.id, &credentials).await?;
-    let scopes = device_grants::grantable_scopes(&client, params.get("scope"))?;
+    let scopes = scopes::grantable(&client, params.get("scope"))?;
     let origin = device_grants::Origin {
         ip: vestibule_web::ClientAddress::of(&req).text(),
         user_agent: req

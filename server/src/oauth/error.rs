@@ -1,13 +1,142 @@
-//! The one mapping from OAuth errors to HTTP for the protocol endpoints: RFC 6749 §5.2 JSON,
-//! `invalid_client` as 401 with `WWW-Authenticate: Basic`, RFC 6750 §3 challenges for
-//! protected resources (userinfo), and `Cache-Control: no-store` always.
+//! The protocol endpoints' errors: OAuth error codes (RFC 6749 §5.2, RFC 8628 §3.5, RFC 6750
+//! §3.1), the one mapping from domain errors to them, and the one mapping from them to HTTP:
+//! RFC 6749 §5.2 JSON, `invalid_client` as 401 with `WWW-Authenticate: Basic`, RFC 6750 §3
+//! challenges for protected resources (userinfo), and `Cache-Control: no-store` always.
 
-use actix_web::http::StatusCode;
+use std::fmt;
 use std::time::Duration;
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
-use vestibule_core::oauth::{ErrorCode, OAuthError};
+use vestibule_core::oauth::Refusal;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    AuthorizationPending,
+    SlowDown,
+    AccessDenied,
+    ExpiredToken,
+    /// RFC 6750 §3.1: a bearer token that is malformed, expired, revoked or foreign.
+    InvalidToken,
+    /// RFC 6750 §3.1: a valid bearer token without the scope the resource needs.
+    InsufficientScope,
+    ServerError,
+}
+
+impl ErrorCode {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::ServerError => "server_error",
+        }
+    }
+
+    /// The code a client is answered with when the domain refuses its request.
+    #[must_use]
+    pub fn of(refusal: &Refusal) -> Self {
+        match refusal {
+            Refusal::ClientAuthenticationFailed
+            | Refusal::ClientSecretRequired
+            | Refusal::IntrospectionNeedsConfidentialClient => Self::InvalidClient,
+            Refusal::ConfidentialClientRequired
+            | Refusal::DeviceFlowDisabled
+            | Refusal::GrantNotEnabled(_) => Self::UnauthorizedClient,
+            Refusal::ScopeMalformed(_) | Refusal::ScopeNotEnabled(_) | Refusal::ScopeWidened(_) => {
+                Self::InvalidScope
+            }
+            Refusal::UnknownRefreshToken
+            | Refusal::RefreshTokenRevoked
+            | Refusal::RefreshTokenReused
+            | Refusal::RefreshTokenRaced
+            | Refusal::RefreshTokenEnded(_)
+            | Refusal::UserGone => Self::InvalidGrant,
+            Refusal::TokenInactive => Self::InvalidToken,
+            Refusal::UserinfoNeedsOpenid => Self::InsufficientScope,
+            Refusal::NoFreeUserCode => Self::ServerError,
+        }
+    }
+}
+
+/// An OAuth error with a description for the developer of the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidClient, description)
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+/// A refusal keeps its text, under its RFC code.
+impl From<Refusal> for OAuthError {
+    fn from(refusal: Refusal) -> Self {
+        Self::new(ErrorCode::of(&refusal), refusal.to_string())
+    }
+}
+
+/// The one mapping of domain errors for the protocol endpoints: refusals keep their code and
+/// text, invalid input is `invalid_request`, and anything else is `server_error` without
+/// details (logged here instead, with its causes).
+impl From<vestibule_core::Error> for OAuthError {
+    fn from(e: vestibule_core::Error) -> Self {
+        match e {
+            vestibule_core::Error::Refused(refusal) => refusal.into(),
+            vestibule_core::Error::Invalid { message, .. } => Self::invalid_request(message),
+            other => {
+                tracing::error!(error = %other.report(), "internal error in an OAuth endpoint");
+                Self::new(
+                    ErrorCode::ServerError,
+                    "the server could not complete the request",
+                )
+            }
+        }
+    }
+}
 
 /// The realm named in `WWW-Authenticate` challenges.
 const REALM: &str = "vestibule";
@@ -165,5 +294,34 @@ mod tests {
         );
         let grant = OAuthResponse::OAuth(OAuthError::invalid_grant("x")).error_response();
         assert_eq!(challenge(&grant), None);
+    }
+
+    #[test]
+    fn domain_errors_become_oauth_errors_in_one_place() {
+        let refused = |r: Refusal| OAuthError::from(vestibule_core::Error::from(r));
+        assert_eq!(
+            refused(Refusal::GrantNotEnabled(
+                vestibule_core::types::Grant::DeviceCode
+            )),
+            OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "the device_code grant is not enabled for this client"
+            )
+        );
+        assert_eq!(
+            refused(Refusal::DeviceFlowDisabled).to_string(),
+            "unauthorized_client: the device authorization grant is disabled in this workspace"
+        );
+        let exhausted = OAuthResponse::from(Refusal::NoFreeUserCode);
+        assert_eq!(exhausted.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            OAuthError::from(vestibule_core::Error::invalid("scope", "bad")),
+            OAuthError::invalid_request("bad")
+        );
+        let internal = OAuthError::from(vestibule_core::Error::internal(
+            "the signing key is unreadable",
+        ));
+        assert_eq!(internal.code, ErrorCode::ServerError);
+        assert!(!internal.description.contains("signing key"));
     }
 }

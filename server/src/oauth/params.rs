@@ -3,8 +3,9 @@
 use actix_web::HttpRequest;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use base64::Engine as _;
-use vestibule_core::oauth::OAuthError;
 use vestibule_core::services::clients::Credentials;
+
+use super::error::OAuthError;
 
 /// The `application/x-www-form-urlencoded` body of a protocol request. A parameter sent twice
 /// is refused (RFC 6749 §3.1), and empty values count as absent.
@@ -164,6 +165,6 @@ mod tests {
             .unwrap()
             .credentials(&req)
             .unwrap_err();
-        assert_eq!(err.code, vestibule_core::oauth::ErrorCode::InvalidRequest);
+        assert_eq!(err.code, crate::oauth::error::ErrorCode::InvalidRequest);
     }
 }

@@ -2,13 +2,13 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use vestibule_core::Core;
-use vestibule_core::oauth::{ErrorCode, OAuthError};
+use vestibule_core::oauth::Refusal;
 use vestibule_core::services::device_grants::{self, Poll};
 use vestibule_core::services::tokens::Issued;
 use vestibule_core::services::{client_credentials, clients, refresh};
 use vestibule_core::types::Grant;
 
-use super::error::{OAuthResponse, no_store_json};
+use super::error::{ErrorCode, OAuthError, OAuthResponse, no_store_json};
 use super::params::Params;
 
 /// The grants this endpoint serves.
@@ -40,14 +40,7 @@ pub async fn token(
             )
         })?;
     if !client.grants.contains(grant) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            format!(
-                "the {} grant is not enabled for this client",
-                grant.as_str()
-            ),
-        )
-        .into());
+        return Err(Refusal::GrantNotEnabled(grant).into());
     }
     let issued = match grant {
         Grant::DeviceCode => {

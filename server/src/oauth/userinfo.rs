@@ -6,10 +6,9 @@ use actix_web::http::Method;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use vestibule_core::Core;
-use vestibule_core::oauth::OAuthError;
 use vestibule_core::services::userinfo;
 
-use super::error::{OAuthResponse, no_store_json};
+use super::error::{OAuthError, OAuthResponse, no_store_json};
 use super::params::Params;
 
 /// `GET` and `POST /w/{slug}/userinfo`.

@@ -26,16 +26,15 @@ use crate::crypto::{self, Keyring, SecretKind};
 use crate::entities::{client, device_grant, workspace};
 use crate::error::Error;
 use crate::metrics::{GrantEvent, PollAnswer};
-use crate::oauth::{ErrorCode, OAuthError};
+use crate::oauth::Refusal;
 use crate::records::{Client, Workspace};
 use crate::services::audit::{self, Action, Actor};
 use crate::services::interaction::{
     Approver, AuthorizationRequest, Decision, DeviceRequest, Requested,
 };
 use crate::services::tokens::{self, Issued};
-use crate::services::workspaces::Settings;
 use crate::services::{grants, users};
-use crate::types::{Grant, GrantSet, ScopeSet, UserCode};
+use crate::types::{Grant, ScopeSet, UserCode};
 
 const DRAW_ATTEMPTS: usize = 16;
 
@@ -54,57 +53,24 @@ pub struct Started {
     pub user_code: UserCode,
 }
 
-/// The scopes a request gets: those asked for (all the client's when none are), each of
-/// which the client must be allowed; `offline_access` only with the refresh grant.
-///
-/// # Errors
-/// `invalid_scope` naming the scopes the client may not ask for.
-pub fn grantable_scopes(
-    client: &client::Model,
-    requested: Option<&str>,
-) -> Result<ScopeSet, OAuthError> {
-    let allowed = ScopeSet::from_stored(&client.scopes);
-    let mut scopes = match requested.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => ScopeSet::parse(s)
-            .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?,
-        None => allowed.clone(),
-    };
-    let extra = scopes.difference(&allowed);
-    if !extra.is_empty() {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidScope,
-            format!("scope not enabled for this client: {}", extra.join(" ")),
-        ));
-    }
-    if !GrantSet::from_stored(&client.grants).contains(Grant::RefreshToken) {
-        scopes.remove("offline_access");
-    }
-    Ok(scopes)
-}
-
 /// Starts a device authorization for an authenticated client.
 ///
 /// # Errors
-/// `unauthorized_client` when the client or workspace may not use the grant.
+/// [`Refusal::DeviceFlowDisabled`] or [`Refusal::GrantNotEnabled`] when the workspace or the
+/// client may not use the grant; [`Refusal::NoFreeUserCode`] when every code drawn is taken.
 pub async fn start(
     core: &Core,
-    workspace: &workspace::Model,
-    client: &client::Model,
+    workspace: &Workspace,
+    client: &Client,
     scopes: ScopeSet,
     origin: Origin,
-) -> Result<Started, OAuthError> {
-    let settings = Settings::from_model(workspace)?;
+) -> Result<Started, Error> {
+    let settings = &workspace.settings;
     if !settings.device_flow_enabled {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "the device authorization grant is disabled in this workspace",
-        ));
+        return Err(Refusal::DeviceFlowDisabled.into());
     }
-    if !GrantSet::from_stored(&client.grants).contains(Grant::DeviceCode) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "the device_code grant is not enabled for this client",
-        ));
+    if !client.grants.contains(Grant::DeviceCode) {
+        return Err(Refusal::GrantNotEnabled(Grant::DeviceCode).into());
     }
     let keyring = &core.keyring;
     let device_code = crypto::random_token();
@@ -171,10 +137,7 @@ pub async fn start(
         }
     }
     tracing::error!(workspace = %workspace.slug, "no free user code after {DRAW_ATTEMPTS} draws");
-    Err(OAuthError::new(
-        ErrorCode::ServerError,
-        "no free user code could be drawn; the workspace's code space is too small for its load",
-    ))
+    Err(Refusal::NoFreeUserCode.into())
 }
 
 /// Whether a user code hash may be used: no grant holds it, or the one that does is older
@@ -407,8 +370,8 @@ impl Poll {
 /// On a database failure.
 pub async fn poll(
     core: &Core,
-    workspace: &workspace::Model,
-    client: &client::Model,
+    workspace: &Workspace,
+    client: &Client,
     device_code: &str,
 ) -> Result<Poll, Error> {
     let answer = answer_poll(core, workspace, client, device_code).await;
@@ -419,8 +382,8 @@ pub async fn poll(
 
 async fn answer_poll(
     core: &Core,
-    workspace: &workspace::Model,
-    client: &client::Model,
+    workspace: &Workspace,
+    client: &Client,
     device_code: &str,
 ) -> Result<Poll, Error> {
     let hash = core
@@ -468,13 +431,12 @@ async fn answer_poll(
 
 async fn redeem(
     core: &Core,
-    workspace: &workspace::Model,
-    client: &client::Model,
+    workspace: &Workspace,
+    client: &Client,
     grant: &device_grant::Model,
     now: i64,
 ) -> Result<Poll, Error> {
     // Everything that needs its own connection comes before the transaction takes one.
-    let settings = Settings::from_model(workspace)?;
     let key = core
         .keys
         .current(&core.db, &core.keyring, workspace.id)
@@ -502,7 +464,7 @@ async fn redeem(
         &key,
         &tokens::UserGrant {
             issuer: &issuer,
-            settings: &settings,
+            settings: &workspace.settings,
             client,
             user: &user,
             grant: &approval,
