@@ -90,7 +90,7 @@ impl DeviceView {
                 .as_ref()
                 .map(|u| u.username.clone())
                 .unwrap_or_default(),
-            status: d.status(now),
+            status: d.standing(now).as_str(),
             scopes: device.scopes.clone(),
             created: timestamp(device.created_at),
             expires: timestamp(device.expires_at),

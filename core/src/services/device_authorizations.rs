@@ -43,26 +43,58 @@ pub struct DeviceAuthorization {
     pub grant: Option<grant::Model>,
 }
 
-impl DeviceAuthorization {
-    /// Where the request stands at `now`, in one word for the page.
+/// Where a request stands for the people watching it: its stored status, read with its expiry
+/// and whether its approval was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Pending,
+    Approved,
+    Expired,
+    Denied,
+    Redeemed,
+    Revoked,
+}
+
+impl Standing {
+    /// The word the console shows (and filters on).
     #[must_use]
-    pub fn status(&self, now: i64) -> &'static str {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Expired => "expired",
+            Self::Denied => "denied",
+            Self::Redeemed => "redeemed",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+impl DeviceAuthorization {
+    /// Where the request stands at `now`.
+    #[must_use]
+    pub fn standing(&self, now: i64) -> Standing {
         match self.device.status {
-            Status::Pending | Status::Approved if self.device.expires_at <= now => "expired",
-            Status::Pending => "pending",
-            Status::Approved => "approved",
-            Status::Denied => "denied",
-            Status::Consumed if self.grant.as_ref().is_some_and(|g| g.revoked_at.is_some()) => {
-                "revoked"
+            Status::Pending | Status::Approved if self.device.expires_at <= now => {
+                Standing::Expired
             }
-            Status::Consumed => "redeemed",
+            Status::Pending => Standing::Pending,
+            Status::Approved => Standing::Approved,
+            Status::Denied => Standing::Denied,
+            Status::Consumed if self.grant.as_ref().is_some_and(|g| g.revoked_at.is_some()) => {
+                Standing::Revoked
+            }
+            Status::Consumed => Standing::Redeemed,
         }
     }
 
     /// Whether revoking would still change something.
     #[must_use]
     pub fn revocable(&self, now: i64) -> bool {
-        matches!(self.status(now), "pending" | "approved" | "redeemed")
+        matches!(
+            self.standing(now),
+            Standing::Pending | Standing::Approved | Standing::Redeemed
+        )
     }
 }
 
