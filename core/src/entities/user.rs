@@ -13,6 +13,8 @@ pub struct Model {
     pub name: Option<String>,
     pub password_hash: String,
     pub disabled: bool,
+    /// Bumped by a password change or a disable: sign-ins made under an older one have ended.
+    pub session_generation: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }

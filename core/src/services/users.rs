@@ -62,6 +62,7 @@ pub async fn create(
         name: Set(new.name.as_ref().map(ToString::to_string)),
         password_hash: Set(password_hash),
         disabled: Set(false),
+        session_generation: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
     }
