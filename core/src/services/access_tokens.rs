@@ -28,8 +28,9 @@ pub struct ActiveAccessToken {
 /// Validates an access token presented to the workspace. `None` (inactive) unless every check
 /// passes: an RS256 JWT of type `at+jwt` signed by one of the workspace's published keys (by
 /// `kid`), issued by the workspace, not expired, not revoked one by one (`jti`), its client
-/// still registered in the workspace, and — for a user's token — its grant neither revoked nor
-/// past `device_grant_max_age`, and its user still there and enabled.
+/// still registered in the workspace (for a `client_credentials` token, the very client it was
+/// issued to, by row id), and — for a user's token — its grant neither revoked nor past
+/// `device_grant_max_age`, and its user still there and enabled.
 ///
 /// # Errors
 /// Only on a database failure or a corrupt stored key: a bad token is `Ok(None)`.
@@ -68,8 +69,8 @@ pub async fn validate(
             };
             Some(user)
         }
-        // A client acting for itself.
-        None if claims.sub == client.client_id => None,
+        // A client acting for itself: this very client, not an earlier one with its client_id.
+        None if claims.sub == client.client_id && claims.cid == Some(client.id) => None,
         None => return Ok(None),
     };
     Ok(Some(ActiveAccessToken {

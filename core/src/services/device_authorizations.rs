@@ -14,7 +14,7 @@ use crate::entities::{audit_event, client, device_grant, grant, user};
 use crate::error::Error;
 use crate::services::audit::{self, Action, Actor};
 use crate::services::device_grants::Status;
-use crate::services::{Page, fetch_page, grants, user_grants};
+use crate::services::{Page, consents, device_grants, fetch_page, grants, user_grants};
 
 /// Which requests to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +230,8 @@ pub enum Revoked {
 
 /// Cuts a request off, whatever its stage: a pending or approved one becomes denied (one
 /// conditional update, so a redemption racing it either wins before or finds it denied), a
-/// redeemed one has its grant revoked. One transaction with its audit event.
+/// redeemed one has its grant revoked. Either way the user's remembered consent for the client
+/// is forgotten. One transaction with its audit event.
 ///
 /// # Errors
 /// `NotFound` when the workspace has no request with this id.
@@ -245,6 +246,14 @@ pub async fn revoke(
     let now = crate::now();
     let mut txn = core.device_grants.begin(&core.db).await?;
     let outcome = if txn.revoke(&before.device, now).await? {
+        // An approval not yet redeemed was remembered as consent: forget it with the approval.
+        // Read again inside the transaction: it may have been approved since `before`.
+        let approver = device_grants::find(txn.txn(), id)
+            .await?
+            .and_then(|d| d.user_id);
+        if let Some(user_id) = approver {
+            consents::forget(txn.txn(), user_id, before.device.client_id).await?;
+        }
         audit::record(
             txn.txn(),
             audit::Event {

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::entities::{device_grant, grant, refresh_token};
 use crate::error::Error;
 use crate::services::audit::{self, Action, Actor};
+use crate::services::consents;
 use crate::services::workspaces::Settings;
 
 /// Why a grant was revoked (kept on the row and in the audit log).
@@ -22,6 +23,8 @@ pub enum Reason {
     RevokedByClient,
     /// An admin ended it in the console.
     RevokedByAdmin,
+    /// An admin disabled its user (SPEC §3: disabling ends every grant of the user).
+    UserDisabled,
 }
 
 impl Reason {
@@ -31,6 +34,7 @@ impl Reason {
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::RevokedByClient => "revoked_by_client",
             Self::RevokedByAdmin => "revoked_by_admin",
+            Self::UserDisabled => "user_disabled",
         }
     }
 }
@@ -89,8 +93,10 @@ pub fn is_live(grant: &grant::Model, settings: &Settings, now: i64) -> bool {
 }
 
 /// Revokes a grant and every refresh token of its family; its access tokens become inactive
-/// because validation checks the grant. Writes before it reads, so on SQLite a transaction
-/// opened just before takes the write lock at once. `false` when it was already revoked.
+/// because validation checks the grant. The user's remembered consent for the client goes too:
+/// a revoked approval must not approve the next request of that client without asking (a
+/// phished code typed again). Writes before it reads, so on SQLite a transaction opened just
+/// before takes the write lock at once. `false` when it was already revoked.
 ///
 /// # Errors
 /// On a database failure.
@@ -119,6 +125,9 @@ pub async fn revoke(
         .await?
         .rows_affected;
     if changed {
+        if let Some(user_id) = grant.user_id {
+            consents::forget(db, user_id, grant.client_id).await?;
+        }
         audit::record(
             db,
             audit::Event {
@@ -138,4 +147,32 @@ pub async fn revoke(
         .await?;
     }
     Ok(changed)
+}
+
+/// Revokes every unrevoked grant of a user in the workspace (see [`revoke`]); how many were
+/// ended. Call in the unit of work that asks for it.
+///
+/// # Errors
+/// On a database failure.
+pub async fn revoke_all_of_user(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    reason: Reason,
+    actor: &Actor,
+    ip: Option<String>,
+) -> Result<u64, Error> {
+    let unrevoked = grant::Entity::find()
+        .filter(grant::Column::WorkspaceId.eq(workspace_id))
+        .filter(grant::Column::UserId.eq(user_id))
+        .filter(grant::Column::RevokedAt.is_null())
+        .all(db)
+        .await?;
+    let mut ended = 0;
+    for g in &unrevoked {
+        if revoke(db, g, reason, actor, ip.clone()).await? {
+            ended += 1;
+        }
+    }
+    Ok(ended)
 }

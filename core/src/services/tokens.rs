@@ -54,6 +54,11 @@ pub struct AccessClaims {
     pub gid: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The client's own id (`clients.id`) on a `client_credentials` token: a client deleted and
+    /// registered again under the same client_id is another client, and the old one's tokens
+    /// stay inactive. A user's token is bound to the client through its grant instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<Uuid>,
 }
 
 #[derive(Serialize)]
@@ -114,6 +119,7 @@ pub async fn issue_for_user(
         jti: Uuid::new_v4().to_string(),
         gid: Some(g.grant.id),
         auth_time: Some(g.grant.auth_time),
+        cid: None,
     };
     let access_token = sign(key, ACCESS_TOKEN_TYP, &access)?;
 
@@ -202,6 +208,7 @@ pub fn issue_for_client(
         jti: Uuid::new_v4().to_string(),
         gid: None,
         auth_time: None,
+        cid: Some(client.id),
     };
     Ok(Issued {
         access_token: sign(key, ACCESS_TOKEN_TYP, &claims)?,

@@ -127,19 +127,16 @@ pub async fn revoke_all(
     user_id: Uuid,
     ip: Option<String>,
 ) -> Result<u64, Error> {
-    let unrevoked = grant::Entity::find()
-        .filter(grant::Column::WorkspaceId.eq(workspace_id))
-        .filter(grant::Column::UserId.eq(user_id))
-        .filter(grant::Column::RevokedAt.is_null())
-        .all(db)
-        .await?;
     let txn = crate::db::begin_write(db).await?;
-    let mut ended = 0;
-    for grant in &unrevoked {
-        if end(&txn, grant, actor, ip.clone()).await? {
-            ended += 1;
-        }
-    }
+    let ended = grants::revoke_all_of_user(
+        &txn,
+        workspace_id,
+        user_id,
+        grants::Reason::RevokedByAdmin,
+        actor,
+        ip,
+    )
+    .await?;
     txn.commit().await?;
     Ok(ended)
 }

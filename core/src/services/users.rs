@@ -12,7 +12,7 @@ use crate::crypto::password;
 use crate::entities::{user, workspace};
 use crate::error::Error;
 use crate::services::audit::{self, Action, Actor};
-use crate::services::{Page, contains_pattern, fetch_page};
+use crate::services::{Page, contains_pattern, fetch_page, grants};
 use crate::types::{DisplayName, Email, Password, Username};
 
 #[derive(Debug, Clone)]
@@ -251,7 +251,9 @@ impl Change {
 }
 
 /// Applies one change to a user of `workspace`, with its audit event. A new password is hashed
-/// before the transaction opens.
+/// before the transaction opens. A new password or a disable ends the user's sign-ins (the
+/// session generation moves on); a disable also revokes every grant of the user (SPEC §3), in
+/// the same transaction, so enabling the user again brings no old token back.
 ///
 /// # Errors
 /// `NotFound` when the user is not in this workspace; `Conflict` when the email is taken.
@@ -269,6 +271,7 @@ pub async fn update(
     let txn = crate::db::begin_write(&core.db).await?;
     let current = get_in_workspace(&txn, workspace.id, id).await?;
     let action = change.action();
+    let generation = current.session_generation;
     let mut active = current.into_active_model();
     let detail = match change {
         Change::Profile { email, name } => {
@@ -281,12 +284,27 @@ pub async fn update(
         }
         Change::Disabled(disabled) => {
             active.disabled = Set(disabled);
-            serde_json::json!({})
+            if disabled {
+                active.session_generation = Set(generation + 1);
+                let revoked = grants::revoke_all_of_user(
+                    &txn,
+                    workspace.id,
+                    id,
+                    grants::Reason::UserDisabled,
+                    actor,
+                    None,
+                )
+                .await?;
+                serde_json::json!({ "grants_revoked": revoked })
+            } else {
+                serde_json::json!({})
+            }
         }
         Change::Password(_) => {
             if let Some(hash) = password_hash {
                 active.password_hash = Set(hash);
             }
+            active.session_generation = Set(generation + 1);
             serde_json::json!({})
         }
     };

@@ -73,7 +73,7 @@ fn why_ended(grant: Option<&device_grant::Model>) -> ActivateError {
 }
 
 /// The user signed in to this browser session, if it is an active user of `workspace_id`
-/// whose sign-in is recent enough.
+/// whose sign-in is recent enough and of their current session generation.
 pub struct SignedUser {
     pub user: user::Model,
     pub auth_time: i64,
@@ -97,10 +97,16 @@ pub async fn signed_in_user(
         return Ok(None);
     }
     match users::find_by_id(&core.db, signed_in.user_id).await? {
-        Some(user) if !user.disabled && user.workspace_id == workspace_id => Ok(Some(SignedUser {
-            user,
-            auth_time: signed_in.auth_time,
-        })),
+        Some(user)
+            if !user.disabled
+                && user.workspace_id == workspace_id
+                && user.session_generation == signed_in.session_generation =>
+        {
+            Ok(Some(SignedUser {
+                user,
+                auth_time: signed_in.auth_time,
+            }))
+        }
         _ => {
             session.sign_out();
             Ok(None)

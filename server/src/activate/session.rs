@@ -48,6 +48,10 @@ pub struct SignedIn {
     pub user_id: Uuid,
     /// Unix seconds of the sign-in (OIDC `auth_time`).
     pub auth_time: i64,
+    /// The user's session generation at sign-in: a password change or a disable since then
+    /// moved it on, and the sign-in has ended.
+    #[serde(default)]
+    pub session_generation: i64,
 }
 
 /// How the last code ended, for the done page.

@@ -90,6 +90,7 @@ pub async fn submit(
         workspace_id: workspace.id,
         user_id: user.id,
         auth_time,
+        session_generation: user.session_generation,
     })?;
     flow::after_sign_in(
         &core,
