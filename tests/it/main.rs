@@ -14,5 +14,6 @@ mod config;
 mod console;
 mod console_devices;
 mod device_flow;
+mod hostile_input;
 mod server;
 mod token_lifecycle;
