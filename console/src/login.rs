@@ -51,7 +51,14 @@ pub async fn submit(
         );
     }
     let address = client.text();
-    match attempts::admin_sign_in(&core, email, password, address).await? {
+    let attempt = match attempts::admin_sign_in(&core, email, password, address).await {
+        // An email no admin can have (control characters): the form again, saying why.
+        Err(vestibule_core::Error::Invalid { message, .. }) => {
+            return form(&session, StatusCode::BAD_REQUEST, "", Some(&message));
+        }
+        attempt => attempt?,
+    };
+    match attempt {
         SignIn::Accepted(admin) => {
             session.sign_in(admin.id, vestibule_core::now())?;
             Ok(see_other(crate::WORKSPACES_PATH))

@@ -27,6 +27,24 @@ macro_rules! string_newtype {
     };
 }
 
+/// The rule every identifier a person or a client types must pass before it is looked up: no
+/// control characters. No stored client_id, username or email holds one (their types below
+/// refuse them), and PostgreSQL cannot even compare text holding NUL, so such input is
+/// malformed, not merely unknown.
+///
+/// # Errors
+/// `Invalid` naming `field`.
+pub fn identifier<'a>(field: &'static str, value: &'a str) -> Result<&'a str, Error> {
+    if value.chars().any(char::is_control) {
+        Err(Error::invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ))
+    } else {
+        Ok(value)
+    }
+}
+
 /// A workspace slug: 1–63 lowercase letters, digits and inner dashes (a DNS label).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Slug(String);
@@ -174,6 +192,7 @@ impl ClientId {
     /// # Errors
     /// When the value has other characters or the wrong length.
     pub fn parse(value: &str) -> Result<Self, Error> {
+        identifier("client_id", value)?;
         let ok = (1..=128).contains(&value.len())
             && value
                 .bytes()
@@ -183,7 +202,7 @@ impl ClientId {
         } else {
             Err(Error::invalid(
                 "client_id",
-                format!("client_id {value:?} must be 1–128 letters, digits or - . _ ~"),
+                format!("client_id {value} must be 1–128 letters, digits or - . _ ~"),
             ))
         }
     }
@@ -208,9 +227,10 @@ impl Username {
     /// # Errors
     /// When empty, too long, or containing spaces or control characters.
     pub fn parse(value: &str) -> Result<Self, Error> {
+        identifier("username", value)?;
         let ok = !value.is_empty()
             && value.chars().count() <= 64
-            && value.chars().all(|c| !c.is_whitespace() && !c.is_control());
+            && !value.chars().any(char::is_whitespace);
         if ok {
             Ok(Self(value.to_owned()))
         } else {
@@ -231,7 +251,7 @@ impl Email {
     /// # Errors
     /// When the value is not shaped like an address.
     pub fn parse(value: &str) -> Result<Self, Error> {
-        let v = value.trim();
+        let v = identifier("email", value.trim())?;
         let ok = v.len() <= 254
             && v.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty()
@@ -240,7 +260,7 @@ impl Email {
                     && !domain.starts_with('.')
                     && !domain.ends_with('.')
             })
-            && v.chars().all(|c| !c.is_whitespace() && !c.is_control());
+            && !v.chars().any(char::is_whitespace);
         if ok {
             Ok(Self(v.to_owned()))
         } else {
@@ -458,7 +478,7 @@ impl ScopeSet {
                 } else {
                     Err(Error::invalid(
                         "scopes",
-                        format!("scope {token:?} has characters a scope cannot have"),
+                        format!("scope {token} has characters a scope cannot have"),
                     ))
                 }
             })
@@ -702,6 +722,24 @@ mod tests {
         ] {
             assert!(RedirectUri::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn identifiers_with_control_characters_are_refused_by_every_type() {
+        for bad in ["a\0b", "\0", "a\u{7}", "a\nb", "a\u{7f}", "a\u{85}"] {
+            let message = identifier("username", bad).unwrap_err().to_string();
+            assert_eq!(message, "username must not contain control characters");
+            assert!(ClientId::parse(bad).is_err(), "{bad:?}");
+            assert!(Username::parse(bad).is_err(), "{bad:?}");
+            assert!(
+                Email::parse(&format!("{bad}@example.test")).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            identifier("email", "é@example.test").unwrap(),
+            "é@example.test"
+        );
     }
 
     #[test]

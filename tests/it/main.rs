@@ -14,6 +14,7 @@ mod config;
 mod console;
 mod console_devices;
 mod device_flow;
+mod hostile_input;
 mod lifecycle;
 mod server;
 mod token_lifecycle;

@@ -136,13 +136,15 @@ impl SignInBudget {
 /// A console sign-in with `email` and `password` from `address`; a success is audited.
 ///
 /// # Errors
-/// On a database failure.
+/// `Invalid` for an email no admin can have (nothing is looked up or counted); on a database
+/// failure.
 pub async fn admin_sign_in(
     core: &Core,
     email: &str,
     password: &str,
     address: Option<String>,
 ) -> Result<SignIn<admin::Model>, Error> {
+    let email = crate::types::identifier("email", email)?;
     let budget = SignInBudget::new(Surface::Console, email, address);
     let outcome = budget
         .attempt(core, admins::authenticate(&core.db, email, password))
@@ -170,7 +172,8 @@ pub async fn admin_sign_in(
 /// An `/activate` sign-in to `workspace` with `username` and `password` from `address`.
 ///
 /// # Errors
-/// On a database failure.
+/// `Invalid` for a username no user can have (nothing is looked up or counted); on a database
+/// failure.
 pub async fn user_sign_in(
     core: &Core,
     workspace: &workspace::Model,
@@ -178,6 +181,7 @@ pub async fn user_sign_in(
     password: &str,
     address: Option<String>,
 ) -> Result<SignIn<user::Model>, Error> {
+    let username = crate::types::identifier("username", username)?;
     let surface = Surface::Activate {
         workspace_id: workspace.id,
     };

@@ -223,7 +223,8 @@ impl Credentials {
 ///
 /// # Errors
 /// [`Refusal::ClientAuthenticationFailed`] for any failure to authenticate, but
-/// [`Refusal::ClientSecretRequired`] for a confidential client that sent no secret.
+/// [`Refusal::ClientSecretRequired`] for a confidential client that sent no secret;
+/// `Invalid` for a client_id no client can have (see [`crate::types::identifier`]).
 pub async fn authenticate(
     core: &crate::Core,
     workspace_id: Uuid,
@@ -231,9 +232,10 @@ pub async fn authenticate(
 ) -> Result<std::sync::Arc<crate::records::Client>, Error> {
     use crate::oauth::Refusal;
     let keyring = &core.keyring;
+    let client_id = crate::types::identifier("client_id", credentials.client_id())?;
     let found = core
         .records
-        .client(&core.db, credentials.client_id())
+        .client(&core.db, client_id)
         .await?
         .filter(|c| c.workspace_id == workspace_id);
     match (credentials, found) {

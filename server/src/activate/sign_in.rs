@@ -66,7 +66,21 @@ pub async fn submit(
     let workspace = &current.request.workspace;
     let address = ClientAddress::of(&req).text();
     let attempt =
-        attempts::user_sign_in(&core, workspace, username, &credentials.password, address).await?;
+        match attempts::user_sign_in(&core, workspace, username, &credentials.password, address)
+            .await
+        {
+            // A username no account can have (control characters): the form again, saying why.
+            Err(vestibule_core::Error::Invalid { message, .. }) => {
+                return form(
+                    &session,
+                    &current,
+                    StatusCode::BAD_REQUEST,
+                    "",
+                    Some(&message),
+                );
+            }
+            attempt => attempt?,
+        };
     let user = match attempt {
         SignIn::Accepted(user) => user,
         SignIn::Rejected => {

@@ -6,7 +6,7 @@ use vestibule_core::Core;
 use vestibule_core::services::{attempts, clients, device_grants, scopes};
 
 use super::error::{OAuthResponse, no_store_json};
-use super::params::Params;
+use super::params::{Body, Params};
 
 #[derive(Serialize)]
 struct DeviceAuthorizationResponse {
@@ -26,7 +26,7 @@ pub async fn authorize(
     req: HttpRequest,
     core: web::Data<Core>,
     slug: web::Path<String>,
-    body: web::Bytes,
+    Body(body): Body,
 ) -> Result<HttpResponse, OAuthResponse> {
     let workspace = super::workspace(&core, &slug).await?;
     let params = Params::parse(&req, &body)?;

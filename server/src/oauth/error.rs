@@ -1,7 +1,8 @@
 //! The protocol endpoints' errors: OAuth error codes (RFC 6749 §5.2, RFC 8628 §3.5, RFC 6750
 //! §3.1), the one mapping from domain errors to them, and the one mapping from them to HTTP:
 //! RFC 6749 §5.2 JSON, `invalid_client` as 401 with `WWW-Authenticate: Basic`, RFC 6750 §3
-//! challenges for protected resources (userinfo), and `Cache-Control: no-store` always.
+//! challenges for protected resources (userinfo), and `Cache-Control: no-store` always. Every
+//! `error_description` leaves here within RFC 6749 §5.2's character set, whatever it echoes.
 
 use std::fmt;
 use std::time::Duration;
@@ -150,8 +151,14 @@ pub enum OAuthResponse {
     /// token at all, which gets a bare challenge without an error code (§3.1).
     #[error("bearer token refused")]
     Bearer(Option<OAuthError>),
-    #[error("no workspace named {0:?}")]
+    #[error("no workspace named {0}")]
     UnknownWorkspace(String),
+    /// A body longer than [`super::params::BODY_LIMIT`]: 413, with the error `invalid_request`.
+    #[error(
+        "the request body is larger than {} KiB; send only the parameters of the request",
+        super::params::BODY_LIMIT / 1024
+    )]
+    BodyTooLarge,
     /// Too many requests: 429 with `Retry-After` and the error `slow_down`.
     #[error("rate limited for {0:?}")]
     RateLimited(Duration),
@@ -176,6 +183,7 @@ impl ResponseError for OAuthResponse {
         match self {
             Self::UnknownWorkspace(_) => StatusCode::NOT_FOUND,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Bearer(None) => StatusCode::UNAUTHORIZED,
             Self::OAuth(e) | Self::Bearer(Some(e)) => match e.code {
                 ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
@@ -191,7 +199,9 @@ impl ResponseError for OAuthResponse {
         res.insert_header((CACHE_CONTROL, "no-store"))
             .insert_header((PRAGMA, "no-cache"));
         let (code, description) = match self {
-            Self::UnknownWorkspace(_) => (ErrorCode::InvalidRequest, self.to_string()),
+            Self::UnknownWorkspace(_) | Self::BodyTooLarge => {
+                (ErrorCode::InvalidRequest, self.to_string())
+            }
             Self::RateLimited(wait) => {
                 res.insert_header((RETRY_AFTER, wait.as_secs().max(1)));
                 (
@@ -209,6 +219,7 @@ impl ResponseError for OAuthResponse {
             }
             Self::OAuth(e) | Self::Bearer(Some(e)) => (e.code, e.description.clone()),
         };
+        let description = describable(&description);
         match self {
             Self::Bearer(Some(_)) if code != ErrorCode::ServerError => {
                 res.insert_header((
@@ -216,7 +227,7 @@ impl ResponseError for OAuthResponse {
                     format!(
                         "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
                         code.as_str(),
-                        quotable(&description)
+                        description
                     ),
                 ));
             }
@@ -232,11 +243,18 @@ impl ResponseError for OAuthResponse {
     }
 }
 
-/// `error_description` inside a quoted string: RFC 6750 §3 allows printable ASCII except `"`
-/// and `\`.
-fn quotable(text: &str) -> String {
+/// `error_description` as RFC 6749 §5.2 and RFC 6750 §3 allow it: printable ASCII except `"`
+/// and `\\` (so it also fits a quoted string in a challenge). Dashes become `-`; any other
+/// character outside the set, such as one echoed from hostile input, becomes `?`, which keeps
+/// its place visible.
+fn describable(text: &str) -> String {
     text.chars()
-        .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\')
+        .map(|c| match c {
+            '"' | '\\' => '?',
+            ' '..='~' => c,
+            '\u{2010}'..='\u{2015}' => '-',
+            _ => '?',
+        })
         .collect()
 }
 
@@ -274,7 +292,7 @@ mod tests {
         assert_eq!(
             challenge(&invalid).as_deref(),
             Some(
-                "Bearer realm=\"vestibule\", error=\"invalid_token\", error_description=\"bad token\""
+                "Bearer realm=\"vestibule\", error=\"invalid_token\", error_description=\"bad ?token??\""
             )
         );
 
@@ -294,6 +312,14 @@ mod tests {
         );
         let grant = OAuthResponse::OAuth(OAuthError::invalid_grant("x")).error_response();
         assert_eq!(challenge(&grant), None);
+    }
+
+    #[test]
+    fn descriptions_keep_to_the_rfc_6749_character_set() {
+        assert_eq!(
+            describable("grant_type a\"b\\c\u{0}\u{7f}\té is 1–2 ~!"),
+            "grant_type a?b?c???? is 1-2 ~!"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use vestibule_core::Core;
 use vestibule_core::services::{clients, introspection};
 
 use super::error::{OAuthResponse, no_store_json};
-use super::params::Params;
+use super::params::{Body, Params};
 
 /// `POST /w/{slug}/introspect`: `token`, optional `token_type_hint`; the caller is a
 /// confidential client of the workspace (`client_secret_basic` or `client_secret_post`).
@@ -13,7 +13,7 @@ pub async fn introspect(
     req: HttpRequest,
     core: web::Data<Core>,
     slug: web::Path<String>,
-    body: web::Bytes,
+    Body(body): Body,
 ) -> Result<HttpResponse, OAuthResponse> {
     let workspace = super::workspace(&core, &slug).await?;
     let params = Params::parse(&req, &body)?;

@@ -13,6 +13,7 @@ use actix_web::web;
 use std::sync::Arc;
 use vestibule_core::Core;
 use vestibule_core::records::Workspace;
+use vestibule_core::types::Slug;
 
 use error::OAuthResponse;
 
@@ -59,10 +60,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The workspace a `/w/{slug}` path names.
+/// The workspace a `/w/{slug}` path names. What cannot be a slug names none and is not looked
+/// up (a NUL byte cannot even be compared in PostgreSQL).
 async fn workspace(core: &Core, slug: &str) -> Result<Arc<Workspace>, OAuthResponse> {
+    let unknown = || OAuthResponse::UnknownWorkspace(slug.to_owned());
+    Slug::parse(slug).map_err(|_| unknown())?;
     core.records
         .workspace(&core.db, slug)
         .await?
-        .ok_or_else(|| OAuthResponse::UnknownWorkspace(slug.to_owned()))
+        .ok_or_else(unknown)
 }

@@ -1,16 +1,61 @@
 //! Form parameters of the protocol endpoints and client authentication from them.
 
-use actix_web::HttpRequest;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine as _;
+use futures_util::StreamExt as _;
+use futures_util::future::LocalBoxFuture;
 use vestibule_core::services::clients::Credentials;
 
-use super::error::OAuthError;
+use super::error::{OAuthError, OAuthResponse};
+
+/// The most a protocol request body may hold. Its parameters are a few short values; the
+/// bound keeps what is read and parsed before the client is authenticated small.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// The body of a protocol request, read only up to [`BODY_LIMIT`]: a longer one (declared or
+/// streamed) is refused with [`OAuthResponse::BodyTooLarge`] before any handler runs.
+#[derive(Debug)]
+pub struct Body(pub web::Bytes);
+
+impl FromRequest for Body {
+    type Error = OAuthResponse;
+    type Future = LocalBoxFuture<'static, Result<Self, OAuthResponse>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let mut stream = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+                return Err(OAuthResponse::BodyTooLarge);
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| {
+                    OAuthError::invalid_request(format!("the request body could not be read: {e}"))
+                })?;
+                if body.len() + chunk.len() > BODY_LIMIT {
+                    return Err(OAuthResponse::BodyTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Self(body.freeze()))
+        })
+    }
+}
 
 /// The `application/x-www-form-urlencoded` body of a protocol request. A parameter sent twice
 /// is refused (RFC 6749 §3.1), and empty values count as absent.
 #[derive(Debug)]
-pub struct Params(Vec<(String, String)>);
+pub struct Params(HashMap<String, String>);
 
 impl Params {
     /// # Errors
@@ -30,27 +75,30 @@ impl Params {
                 "the request body must be application/x-www-form-urlencoded",
             ));
         }
-        let mut pairs: Vec<(String, String)> = Vec::new();
+        // One hash lookup per parameter: a flood of distinct keys costs linear time.
+        let mut params = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(body) {
             if v.is_empty() {
                 continue;
             }
-            if pairs.iter().any(|(seen, _)| *seen == k) {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {k} is repeated"
-                )));
+            match params.entry(k.into_owned()) {
+                Entry::Occupied(seen) => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "parameter {} is repeated",
+                        seen.key()
+                    )));
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(v.into_owned());
+                }
             }
-            pairs.push((k.into_owned(), v.into_owned()));
         }
-        Ok(Self(pairs))
+        Ok(Self(params))
     }
 
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.get(name).map(String::as_str)
     }
 
     /// # Errors
@@ -137,6 +185,18 @@ mod tests {
     fn repeated_parameters_are_refused() {
         assert!(form("a=1&a=2").is_err());
         assert_eq!(form("a=1&b=%20x").unwrap().get("b"), Some(" x"));
+        assert_eq!(form("a=&a=1").unwrap().get("a"), Some("1"));
+    }
+
+    /// Far more keys than a body within the limit can hold: the check compares each key once,
+    /// where comparing each with every earlier one would take billions of steps.
+    #[test]
+    fn a_repeat_is_found_among_a_hundred_thousand_distinct_keys() {
+        let flood: String = (0..100_000).map(|i| format!("k{i}=1&")).collect();
+        let params = form(&flood).unwrap();
+        assert_eq!(params.get("k99999"), Some("1"));
+        let err = form(&format!("{flood}k0=2")).unwrap_err();
+        assert_eq!(err.description, "parameter k0 is repeated");
     }
 
     #[test]

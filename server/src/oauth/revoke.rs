@@ -6,7 +6,7 @@ use vestibule_core::Core;
 use vestibule_core::services::{clients, revocation};
 
 use super::error::OAuthResponse;
-use super::params::Params;
+use super::params::{Body, Params};
 
 /// `POST /w/{slug}/revoke`: `token`, optional `token_type_hint`; the client authenticates as at
 /// the token endpoint. 200 whether or not there was anything to revoke (RFC 7009 §2.2).
@@ -14,7 +14,7 @@ pub async fn revoke(
     req: HttpRequest,
     core: web::Data<Core>,
     slug: web::Path<String>,
-    body: web::Bytes,
+    Body(body): Body,
 ) -> Result<HttpResponse, OAuthResponse> {
     let workspace = super::workspace(&core, &slug).await?;
     let params = Params::parse(&req, &body)?;

@@ -9,7 +9,7 @@ use vestibule_core::services::{client_credentials, clients, refresh};
 use vestibule_core::types::Grant;
 
 use super::error::{ErrorCode, OAuthError, OAuthResponse, no_store_json};
-use super::params::Params;
+use super::params::{Body, Params};
 
 /// The grants this endpoint serves.
 const SUPPORTED: [Grant; 3] = [
@@ -23,7 +23,7 @@ pub async fn token(
     req: HttpRequest,
     core: web::Data<Core>,
     slug: web::Path<String>,
-    body: web::Bytes,
+    Body(body): Body,
 ) -> Result<HttpResponse, OAuthResponse> {
     let workspace = super::workspace(&core, &slug).await?;
     let params = Params::parse(&req, &body)?;
@@ -36,7 +36,7 @@ pub async fn token(
         .ok_or_else(|| {
             OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!("grant_type {grant_type:?} is not supported by this endpoint"),
+                format!("grant_type {grant_type} is not supported by this endpoint"),
             )
         })?;
     if !client.grants.contains(grant) {

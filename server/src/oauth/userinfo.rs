@@ -9,14 +9,14 @@ use vestibule_core::Core;
 use vestibule_core::services::userinfo;
 
 use super::error::{OAuthError, OAuthResponse, no_store_json};
-use super::params::Params;
+use super::params::{Body, Params};
 
 /// `GET` and `POST /w/{slug}/userinfo`.
 pub async fn userinfo(
     req: HttpRequest,
     core: web::Data<Core>,
     slug: web::Path<String>,
-    body: web::Bytes,
+    Body(body): Body,
 ) -> Result<HttpResponse, OAuthResponse> {
     let workspace = super::workspace(&core, &slug).await?;
     let token = bearer_token(&req, &body)?;
