@@ -155,6 +155,10 @@ pub enum OAuthResponse {
     /// Too many requests: 429 with `Retry-After` and the error `slow_down`.
     #[error("rate limited for {0:?}")]
     RateLimited(Duration),
+    /// Too many unknown device codes polled from one address (RFC 8628 §5.2): answered as
+    /// [`Self::RateLimited`] is, with a description fitting polls.
+    #[error("unknown device codes rate limited for {0:?}")]
+    UnknownDeviceCodes(Duration),
 }
 
 impl<E: Into<OAuthError>> From<E> for OAuthResponse {
@@ -175,7 +179,7 @@ impl ResponseError for OAuthResponse {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::UnknownWorkspace(_) => StatusCode::NOT_FOUND,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::UnknownDeviceCodes(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Bearer(None) => StatusCode::UNAUTHORIZED,
             Self::OAuth(e) | Self::Bearer(Some(e)) => match e.code {
                 ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
@@ -192,16 +196,21 @@ impl ResponseError for OAuthResponse {
             .insert_header((PRAGMA, "no-cache"));
         let (code, description) = match self {
             Self::UnknownWorkspace(_) => (ErrorCode::InvalidRequest, self.to_string()),
-            Self::RateLimited(wait) => {
-                res.insert_header((RETRY_AFTER, wait.as_secs().max(1)));
-                (
-                    ErrorCode::SlowDown,
+            Self::RateLimited(wait) | Self::UnknownDeviceCodes(wait) => {
+                let wait = wait.as_secs().max(1);
+                res.insert_header((RETRY_AFTER, wait));
+                let description = if let Self::UnknownDeviceCodes(_) = self {
+                    format!(
+                        "too many unknown device codes from this address; \
+                         poll again in {wait} seconds"
+                    )
+                } else {
                     format!(
                         "too many device authorization requests from this client and address; \
-                         try again in {} seconds",
-                        wait.as_secs().max(1)
-                    ),
-                )
+                         try again in {wait} seconds"
+                    )
+                };
+                (ErrorCode::SlowDown, description)
             }
             Self::Bearer(None) => {
                 res.insert_header((WWW_AUTHENTICATE, format!("Bearer realm=\"{REALM}\"")));
