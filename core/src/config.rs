@@ -108,6 +108,8 @@ pub struct SecuritySettings {
     pub user_code_failure_window: u64,
     pub device_authorization_limit: u32,
     pub device_authorization_window: u64,
+    /// The prefix length by which IPv6 client addresses share a per-address budget.
+    pub ipv6_budget_prefix: u8,
     /// Seconds each instance uses its cached signing keys before reading them again.
     pub key_cache_ttl: u64,
 }
@@ -126,6 +128,7 @@ impl fmt::Debug for SecuritySettings {
                 "device_authorization_window",
                 &self.device_authorization_window,
             )
+            .field("ipv6_budget_prefix", &self.ipv6_budget_prefix)
             .field("key_cache_ttl", &self.key_cache_ttl)
             .finish()
     }
@@ -186,6 +189,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("security.user_code_failure_window", "300"),
     ("security.device_authorization_limit", "30"),
     ("security.device_authorization_window", "60"),
+    ("security.ipv6_budget_prefix", "64"),
     ("security.key_cache_ttl", "5"),
     ("mail.transport", "file"),
     ("mail.from", "Vestibule <no-reply@localhost>"),
@@ -326,6 +330,7 @@ impl Settings {
                 1,
                 86_400,
             )?,
+            ipv6_budget_prefix: r.ranged("security.ipv6_budget_prefix", 32, 128)?,
             // SPEC §1: a change (here a key rotation) reaches every instance within 5 seconds.
             key_cache_ttl: r.ranged("security.key_cache_ttl", 1, 5)?,
         };
@@ -582,6 +587,7 @@ mod tests {
         assert_eq!(s.security.user_code_max_failures, 10);
         assert_eq!(s.security.user_code_failure_window, 300);
         assert_eq!(s.security.key_cache_ttl, 5);
+        assert_eq!(s.security.ipv6_budget_prefix, 64);
         assert_eq!(s.mail.transport, MailTransport::File);
         assert_eq!(s.mail.retry_initial, 5);
         assert_eq!(s.mail.retry_max, 300);
@@ -683,6 +689,16 @@ mod tests {
                 "VESTIBULE__SECURITY__KEY_CACHE_TTL",
                 "6",
                 "security.key_cache_ttl",
+            ),
+            (
+                "VESTIBULE__SECURITY__IPV6_BUDGET_PREFIX",
+                "31",
+                "security.ipv6_budget_prefix",
+            ),
+            (
+                "VESTIBULE__SECURITY__IPV6_BUDGET_PREFIX",
+                "129",
+                "security.ipv6_budget_prefix",
             ),
             ("VESTIBULE__MAIL__TRANSPORT", "pigeon", "mail.transport"),
             ("VESTIBULE__MAIL__TRANSPORT", "smtp", "mail.smtp_url"),

@@ -50,6 +50,8 @@ pub struct Core {
     pub(crate) device_authorization_limit: Option<throttle::Limit>,
     /// Wrong user codes at `/activate` per client address, and their instance-wide surges.
     pub user_code_guard: Arc<throttle::UserCodeGuard>,
+    /// Unknown device codes at the token endpoint per client address.
+    pub(crate) device_code_guard: Arc<throttle::DeviceCodeGuard>,
 }
 
 /// Sign-in failures (console or `/activate`) allowed per account and per address in
@@ -87,6 +89,11 @@ impl Core {
             settings.security.user_code_max_failures,
             std::time::Duration::from_secs(settings.security.user_code_failure_window),
         ));
+        // Wrong device codes spend a budget like wrong user codes do, counted apart.
+        let device_code_guard = Arc::new(throttle::DeviceCodeGuard::new(
+            settings.security.user_code_max_failures,
+            std::time::Duration::from_secs(settings.security.user_code_failure_window),
+        ));
         Ok((
             Self {
                 settings: Arc::new(settings),
@@ -99,6 +106,7 @@ impl Core {
                 counters: Arc::default(),
                 device_authorization_limit,
                 user_code_guard,
+                device_code_guard,
             },
             report,
         ))

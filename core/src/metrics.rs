@@ -82,10 +82,17 @@ pub enum Throttled {
     SignIns,
     /// Device authorization requests of one client and address.
     DeviceAuthorizations,
+    /// Polls with unknown device codes from one address.
+    DeviceCodes,
 }
 
 impl Throttled {
-    pub const ALL: [Self; 3] = [Self::UserCodes, Self::SignIns, Self::DeviceAuthorizations];
+    pub const ALL: [Self; 4] = [
+        Self::UserCodes,
+        Self::SignIns,
+        Self::DeviceAuthorizations,
+        Self::DeviceCodes,
+    ];
 
     #[must_use]
     pub fn label(self) -> &'static str {
@@ -93,6 +100,7 @@ impl Throttled {
             Self::UserCodes => "user_codes",
             Self::SignIns => "sign_ins",
             Self::DeviceAuthorizations => "device_authorizations",
+            Self::DeviceCodes => "device_codes",
         }
     }
 }

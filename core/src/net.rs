@@ -1,8 +1,9 @@
-//! Which address a request comes from, believing `X-Forwarded-For` only from trusted proxies.
+//! Which address a request comes from, believing `X-Forwarded-For` only from trusted proxies,
+//! and which budget an address spends.
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 
 /// The client's address: `peer`, or, when `peer` is a trusted proxy, the right-most address of
 /// the `X-Forwarded-For` values that is not itself a trusted proxy.
@@ -29,9 +30,40 @@ pub fn client_address<'a>(
         .unwrap_or(peer)
 }
 
+/// The key of `address` in every per-address budget: an IPv4 address is its own, an IPv6 address
+/// spends the budget of its network of `ipv6_prefix` bits (`security.ipv6_budget_prefix`), since
+/// one subscriber commonly holds a whole /64 and would otherwise get a budget per address. An
+/// IPv4 address written as IPv6 (`::ffff:198.51.100.7`) is the IPv4 address.
+#[must_use]
+pub fn budget_key(address: IpAddr, ipv6_prefix: u8) -> String {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => Ipv6Net::new(v6, ipv6_prefix.min(128))
+            .map_or_else(|_| v6.to_string(), |net| net.trunc().to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_addresses_share_the_budget_of_their_prefix() {
+        let key = |s: &str, prefix| budget_key(s.parse().unwrap(), prefix);
+        assert_eq!(key("2001:db8:1:2::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff", 64),
+            key("2001:db8:1:2::1", 64)
+        );
+        assert_ne!(key("2001:db8:1:3::1", 64), key("2001:db8:1:2::1", 64));
+        assert_eq!(key("2001:db8:1:2::1", 48), "2001:db8:1::/48");
+        assert_eq!(key("2001:db8:1:ff::1", 48), key("2001:db8:1:2::1", 48));
+        assert_eq!(key("2001:db8::1", 128), "2001:db8::1/128");
+        assert_ne!(key("2001:db8::1", 128), key("2001:db8::2", 128));
+        assert_eq!(key("198.51.100.7", 64), "198.51.100.7");
+        assert_ne!(key("198.51.100.7", 32), key("198.51.100.8", 32));
+        assert_eq!(key("::ffff:198.51.100.7", 64), "198.51.100.7");
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {

@@ -1,6 +1,6 @@
 //! Failure budgets.
 //!
-//! [`Limit`]: at most `max` failures per key in a fixed window, counted in the `throttle` table
+//! [`Limit`]: at most `max` attempts per key in a fixed window, counted in the `throttle` table
 //! so that every instance behind a load balancer shares them (sign-ins per account and per
 //! address, wrong user codes per address). A key over its budget is refused until its window
 //! ends; the window starts at the first failure after the previous one ended.
@@ -8,14 +8,23 @@
 //! [`UserCodeGuard`]: the guard of `/activate` against guessed user codes (RFC 8628 §5.1), a
 //! per-address [`Limit`] plus a watch over all wrong codes this instance sees, which raises an
 //! alarm and tightens every address's budget during a surge.
+//!
+//! [`DeviceCodeGuard`]: the guard of the token endpoint against guessed device codes (RFC 8628
+//! §5.2), a per-address [`Limit`] whose exhaustion each instance remembers until the window ends.
+//!
+//! Every attempt is counted before it is decided ([`Limit::spend`]), so that concurrent
+//! attempts cannot all pass a check made before any of them counted.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, Set};
+use sea_orm::{
+    ColumnTrait as _, ConnectionTrait, DbErr, EntityTrait as _, QueryFilter as _, QueryTrait as _,
+    Set,
+};
 
 use crate::entities::throttle;
 use crate::error::Error;
@@ -50,77 +59,29 @@ impl Limit {
         }
     }
 
-    /// `Some(wait)` when `key` has used up its failures; `wait` is how long until its window
-    /// ends (at least one second, for a `Retry-After` header).
+    /// Counts one more of `key` and returns the new count, in one statement (an upsert that
+    /// increments and returns the row): concurrent attempts on any instance each get a count of
+    /// their own, so a burst cannot all pass a check made before any of them counted.
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn blocked_for(
-        &self,
-        db: &impl ConnectionTrait,
-        key: &str,
-    ) -> Result<Option<Duration>, Error> {
-        self.blocked_with_max(db, key, self.max).await
+    pub async fn spend(&self, db: &impl ConnectionTrait, key: &str) -> Result<Spent, Error> {
+        self.spend_within(db, key, self.max).await
     }
 
-    /// The longest wait of the `keys` that used up their failures (a sign-in is refused while
-    /// its account or its address is).
-    ///
-    /// # Errors
-    /// On a database failure.
-    pub async fn blocked_for_any(
-        &self,
-        db: &impl ConnectionTrait,
-        keys: &[&str],
-    ) -> Result<Option<Duration>, Error> {
-        let mut longest = None;
-        for key in keys {
-            longest = longest.max(self.blocked_for(db, key).await?);
-        }
-        Ok(longest)
-    }
-
-    /// Counts a failure of each of `keys`; `true` when one of them is now out of budget (the
-    /// moment to audit, once).
-    ///
-    /// # Errors
-    /// On a database failure.
-    pub async fn fail_all(&self, db: &impl ConnectionTrait, keys: &[&str]) -> Result<bool, Error> {
-        for key in keys {
-            self.fail(db, key).await?;
-        }
-        Ok(self.blocked_for_any(db, keys).await?.is_some())
-    }
-
-    /// Like [`Self::blocked_for`] with a budget of `max` (at most the limit's own).
-    async fn blocked_with_max(
+    /// Like [`Self::spend`], decided against a budget of `max` (at most the limit's own).
+    async fn spend_within(
         &self,
         db: &impl ConnectionTrait,
         key: &str,
         max: u32,
-    ) -> Result<Option<Duration>, Error> {
-        let row = throttle::Entity::find_by_id(row_key(key)).one(db).await?;
-        Ok(row.and_then(|r| self.wait(&r, max.clamp(1, self.max), crate::now())))
-    }
-
-    fn wait(&self, row: &throttle::Model, max: u32, now: i64) -> Option<Duration> {
-        let ends = row.window_start + self.window;
-        (row.failures >= i64::from(max) && ends > now)
-            .then(|| Duration::from_secs(u64::try_from(ends - now).unwrap_or(1).max(1)))
-    }
-
-    /// Counts one failure of `key`: one statement, so concurrent failures on several
-    /// instances all count.
-    ///
-    /// # Errors
-    /// On a database failure.
-    pub async fn fail(&self, db: &impl ConnectionTrait, key: &str) -> Result<(), Error> {
+    ) -> Result<Spent, Error> {
         // In scope here only: its `max`/`add` would shadow the integer ones elsewhere.
         use sea_orm::sea_query::ExprTrait as _;
         let now = crate::now();
         let current = |c: throttle::Column| Expr::col((throttle::Entity, c));
         let ended = current(throttle::Column::WindowStart).lte(now - self.window);
-        throttle::Entity::insert(throttle::ActiveModel {
+        let mut upsert = throttle::Entity::insert(throttle::ActiveModel {
             key: Set(row_key(key)),
             window_start: Set(now),
             failures: Set(1),
@@ -138,25 +99,37 @@ impl Limit {
                 )
                 .to_owned(),
         )
-        .exec_without_returning(db)
-        .await?;
-        Ok(())
+        .into_query();
+        upsert.returning_all();
+        let row = throttle::Entity::find()
+            .from_raw_sql(db.get_database_backend().build(&upsert))
+            .one(db)
+            .await?
+            .ok_or_else(|| Error::Database(DbErr::RecordNotInserted))?;
+        Ok(Spent {
+            count: row.failures,
+            max: i64::from(max.clamp(1, self.max)),
+            wait: row.window_start + self.window - now,
+        })
     }
 
-    /// Counts one request of `key` against a rate limit and says how long to wait when it is
-    /// over (this request included: a refused request counts too, but never extends the
-    /// window).
+    /// Gives back what [`Self::spend`] took for `key` (the attempt turned out not to be a
+    /// failure).
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn hit(
-        &self,
-        db: &impl ConnectionTrait,
-        key: &str,
-    ) -> Result<Option<Duration>, Error> {
-        self.fail(db, key).await?;
-        let row = throttle::Entity::find_by_id(row_key(key)).one(db).await?;
-        Ok(row.and_then(|r| self.wait(&r, self.max.saturating_add(1), crate::now())))
+    pub async fn refund(db: &impl ConnectionTrait, key: &str) -> Result<(), Error> {
+        use sea_orm::sea_query::ExprTrait as _;
+        throttle::Entity::update_many()
+            .col_expr(
+                throttle::Column::Failures,
+                Expr::col(throttle::Column::Failures).sub(1),
+            )
+            .filter(throttle::Column::Key.eq(row_key(key)))
+            .filter(throttle::Column::Failures.gt(0))
+            .exec(db)
+            .await?;
+        Ok(())
     }
 
     /// Forgets the failures of `key` (after a success).
@@ -168,6 +141,31 @@ impl Limit {
             .exec(db)
             .await?;
         Ok(())
+    }
+}
+
+/// A key's count right after [`Limit::spend`] added one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spent {
+    count: i64,
+    max: i64,
+    /// Seconds until the key's window ends.
+    wait: i64,
+}
+
+impl Spent {
+    /// `Some(wait)` when this one is over the budget: it is refused, and `wait` is how long
+    /// until the key's window ends (at least one second, for a `Retry-After` header).
+    #[must_use]
+    pub fn refused(&self) -> Option<Duration> {
+        (self.count > self.max)
+            .then(|| Duration::from_secs(u64::try_from(self.wait).unwrap_or(1).max(1)))
+    }
+
+    /// Whether this one used the last of the budget (the moment to audit, once per window).
+    #[must_use]
+    pub fn ran_out(&self) -> bool {
+        self.count == self.max
     }
 }
 
@@ -245,11 +243,13 @@ impl UserCodeGuard {
         format!("user_code:address:{address}")
     }
 
-    /// `Some(wait)` when `address` has used up its budget (the tightened one during a surge).
+    /// Counts a code entered from `address` before it is looked up; `Some(wait)` when that is
+    /// over the address's budget (the tightened one during a surge) and the code must not be
+    /// looked up. A code that turns out to exist is given back with [`Self::refund`].
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn blocked_for(
+    pub async fn spend(
         &self,
         db: &impl ConnectionTrait,
         address: &str,
@@ -259,18 +259,25 @@ impl UserCodeGuard {
         } else {
             self.budget
         };
-        self.per_address
-            .blocked_with_max(db, &Self::key(address), budget)
-            .await
+        Ok(self
+            .per_address
+            .spend_within(db, &Self::key(address), budget)
+            .await?
+            .refused())
     }
 
-    /// Counts a wrong user code from `address`.
+    /// Gives back the count of a code from `address` that exists (expired and used codes
+    /// included: they are not guesses).
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn fail(&self, db: &impl ConnectionTrait, address: &str) -> Result<Surge, Error> {
-        self.per_address.fail(db, &Self::key(address)).await?;
-        Ok(self.watch(Instant::now()))
+    pub async fn refund(db: &impl ConnectionTrait, address: &str) -> Result<(), Error> {
+        Limit::refund(db, &Self::key(address)).await
+    }
+
+    /// Counts a wrong code in this instance's watch.
+    pub fn wrong_code(&self) -> Surge {
+        self.watch(Instant::now())
     }
 
     /// Counts a failure in the instance-wide watch.
@@ -333,6 +340,72 @@ impl UserCodeGuard {
     }
 }
 
+/// At most this many addresses are remembered as barred by one instance; past it, an address
+/// over its budget is still refused, after its code is looked up.
+const MAX_BARRED: usize = 10_000;
+
+/// Unknown device codes polled at the token endpoint (RFC 8628 §5.2): each client address has a
+/// budget per window, shared by every instance. An address found over it is remembered by this
+/// instance until its window ends, so that its polls are refused before any code is looked up.
+#[derive(Debug)]
+pub struct DeviceCodeGuard {
+    per_address: Limit,
+    barred: Mutex<HashMap<String, Instant>>,
+}
+
+impl DeviceCodeGuard {
+    #[must_use]
+    pub fn new(budget: u32, window: Duration) -> Self {
+        Self {
+            per_address: Limit::new(budget, window),
+            barred: Mutex::default(),
+        }
+    }
+
+    fn key(address: &str) -> String {
+        format!("device_code:address:{address}")
+    }
+
+    /// `Some(wait)` while this instance knows `address` to be over its budget.
+    #[must_use]
+    pub fn barred_for(&self, address: &str) -> Option<Duration> {
+        let barred = self.barred.lock().unwrap_or_else(PoisonError::into_inner);
+        barred
+            .get(address)
+            .and_then(|until| until.checked_duration_since(Instant::now()))
+            .filter(|wait| !wait.is_zero())
+            .map(|wait| wait.max(Duration::from_secs(1)))
+    }
+
+    /// Counts an unknown device code polled from `address`; `Some(wait)` when that is over the
+    /// budget, and the address is then barred here until its window ends.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn unknown_code(
+        &self,
+        db: &impl ConnectionTrait,
+        address: &str,
+    ) -> Result<Option<Duration>, Error> {
+        let wait = self
+            .per_address
+            .spend(db, &Self::key(address))
+            .await?
+            .refused();
+        if let Some(wait) = wait {
+            let now = Instant::now();
+            let mut barred = self.barred.lock().unwrap_or_else(PoisonError::into_inner);
+            if barred.len() >= MAX_BARRED {
+                barred.retain(|_, until| *until > now);
+            }
+            if barred.len() < MAX_BARRED {
+                barred.insert(address.to_owned(), now + wait);
+            }
+        }
+        Ok(wait)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,49 +422,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_key_is_refused_after_max_failures_until_its_window_ends() {
+    async fn a_key_is_refused_past_max_until_its_window_ends() {
         let (_dir, db) = database().await;
         let limit = Limit::new(3, Duration::from_secs(60));
-        for _ in 0..3 {
-            assert_eq!(limit.blocked_for(&db, "a").await.unwrap(), None);
-            limit.fail(&db, "a").await.unwrap();
+        for n in 1..=3 {
+            let spent = limit.spend(&db, "a").await.unwrap();
+            assert_eq!(spent.refused(), None);
+            assert_eq!(spent.ran_out(), n == 3, "the third uses the last of it");
         }
-        let wait = limit.blocked_for(&db, "a").await.unwrap().unwrap();
+        let spent = limit.spend(&db, "a").await.unwrap();
+        let wait = spent.refused().unwrap();
         assert!((59..=60).contains(&wait.as_secs()), "{wait:?}");
+        assert!(!spent.ran_out(), "only once per window");
         assert_eq!(
-            limit.blocked_for(&db, "b").await.unwrap(),
+            limit.spend(&db, "b").await.unwrap().refused(),
             None,
             "keys are separate"
         );
         assert!(
-            limit.blocked_with_max(&db, "a", 2).await.unwrap().is_some(),
-            "a smaller budget blocks too"
+            limit
+                .spend_within(&db, "b", 1)
+                .await
+                .unwrap()
+                .refused()
+                .is_some(),
+            "a smaller budget refuses sooner"
         );
         Limit::clear(&db, "a").await.unwrap();
-        assert_eq!(limit.blocked_for(&db, "a").await.unwrap(), None);
-        assert!(!limit.fail_all(&db, &["a", "b"]).await.unwrap());
-        assert!(!limit.fail_all(&db, &["a", "b"]).await.unwrap());
+        assert_eq!(limit.spend(&db, "a").await.unwrap().refused(), None);
+    }
+
+    #[tokio::test]
+    async fn a_refund_gives_back_one() {
+        let (_dir, db) = database().await;
+        let limit = Limit::new(2, Duration::from_secs(60));
+        limit.spend(&db, "a").await.unwrap();
+        limit.spend(&db, "a").await.unwrap();
+        Limit::refund(&db, "a").await.unwrap();
+        assert_eq!(limit.spend(&db, "a").await.unwrap().refused(), None);
+        assert!(limit.spend(&db, "a").await.unwrap().refused().is_some());
+        Limit::refund(&db, "never spent").await.unwrap();
         assert!(
-            limit.fail_all(&db, &["a", "b"]).await.unwrap(),
-            "both reached 3"
-        );
-        assert!(
-            limit
-                .blocked_for_any(&db, &["a", "b"])
-                .await
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            limit
-                .blocked_for_any(&db, &["c", "b"])
-                .await
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            limit
-                .blocked_for_any(&db, &["c", "d"])
+            throttle::Entity::find_by_id(row_key("never spent"))
+                .one(&db)
                 .await
                 .unwrap()
                 .is_none()
@@ -399,7 +472,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failure_after_the_window_starts_a_new_one() {
+    async fn concurrent_spends_each_get_a_count_of_their_own() {
+        let (_dir, db) = database().await;
+        let limit = Limit::new(5, Duration::from_secs(60));
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let db = db.clone();
+            burst.spawn(async move { limit.spend(&db, "burst").await.unwrap() });
+        }
+        let spent = burst.join_all().await;
+        let mut counts: Vec<i64> = spent.iter().map(|s| s.count).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=20).collect::<Vec<_>>());
+        let allowed = spent.iter().filter(|s| s.refused().is_none()).count();
+        assert_eq!(allowed, 5);
+    }
+
+    #[tokio::test]
+    async fn a_spend_after_the_window_starts_a_new_one() {
         let (_dir, db) = database().await;
         let limit = Limit::new(2, Duration::from_secs(60));
         throttle::ActiveModel {
@@ -410,21 +500,16 @@ mod tests {
         .insert(&db)
         .await
         .unwrap();
-        assert_eq!(
-            limit.blocked_for(&db, "a").await.unwrap(),
-            None,
-            "window over"
-        );
-        limit.fail(&db, "a").await.unwrap();
+        let spent = limit.spend(&db, "a").await.unwrap();
+        assert_eq!((spent.count, spent.refused()), (1, None), "window over");
         let row = throttle::Entity::find_by_id(row_key("a"))
             .one(&db)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(row.failures, 1);
         assert!(row.window_start >= crate::now() - 1);
-        limit.fail(&db, "a").await.unwrap();
-        assert!(limit.blocked_for(&db, "a").await.unwrap().is_some());
+        limit.spend(&db, "a").await.unwrap();
+        assert!(limit.spend(&db, "a").await.unwrap().refused().is_some());
         assert_eq!(purge(&db).await.unwrap(), 0, "a live window is kept");
     }
 
@@ -433,8 +518,8 @@ mod tests {
         let (_dir, db) = database().await;
         let limit = Limit::new(1, Duration::from_secs(60));
         let long = format!("activate:account:{}", "x".repeat(20_000));
-        limit.fail(&db, &long).await.unwrap();
-        assert!(limit.blocked_for(&db, &long).await.unwrap().is_some());
+        limit.spend(&db, &long).await.unwrap();
+        assert!(limit.spend(&db, &long).await.unwrap().refused().is_some());
         let rows = throttle::Entity::find().all(&db).await.unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].key.len(), 64);
@@ -442,18 +527,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_rate_limit_lets_max_requests_through_per_window() {
+    async fn an_address_over_its_device_code_budget_is_barred_until_the_window_ends() {
         let (_dir, db) = database().await;
-        let limit = Limit::new(2, Duration::from_secs(60));
-        assert_eq!(limit.hit(&db, "k").await.unwrap(), None);
-        assert_eq!(limit.hit(&db, "k").await.unwrap(), None);
-        let wait = limit
-            .hit(&db, "k")
-            .await
-            .unwrap()
-            .expect("the third is refused");
+        let guard = DeviceCodeGuard::new(2, Duration::from_secs(60));
+        assert_eq!(guard.unknown_code(&db, "a").await.unwrap(), None);
+        assert_eq!(guard.unknown_code(&db, "a").await.unwrap(), None);
+        assert_eq!(guard.barred_for("a"), None, "within the budget");
+        let wait = guard.unknown_code(&db, "a").await.unwrap().unwrap();
         assert!((59..=60).contains(&wait.as_secs()), "{wait:?}");
-        assert_eq!(limit.hit(&db, "other").await.unwrap(), None);
+        let barred = guard.barred_for("a").unwrap();
+        assert!((58..=60).contains(&barred.as_secs()), "{barred:?}");
+        assert_eq!(guard.barred_for("b"), None);
+        let other = DeviceCodeGuard::new(2, Duration::from_secs(60));
+        assert_eq!(
+            other.barred_for("a"),
+            None,
+            "another instance learns by counting"
+        );
+        assert!(other.unknown_code(&db, "a").await.unwrap().is_some());
+        assert!(other.barred_for("a").is_some());
     }
 
     #[test]

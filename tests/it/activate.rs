@@ -35,17 +35,7 @@ async fn setup_with(changes: workspaces::Changes, client_name: &str) -> Setup {
 /// Requests come through a proxy on 127.0.0.1 that names the browser's address
 /// (`X-Forwarded-For`, see [`Browser::at`]); `max_failures` wrong user codes per address.
 async fn setup_behind_proxy(max_failures: u32) -> Setup {
-    let app = TestApp::spawn_with(|env| {
-        env.insert(
-            "VESTIBULE__SERVER__TRUSTED_PROXIES".into(),
-            "127.0.0.1/32".into(),
-        );
-        env.insert(
-            "VESTIBULE__SECURITY__USER_CODE_MAX_FAILURES".into(),
-            max_failures.to_string(),
-        );
-    })
-    .await;
+    let app = TestApp::behind_proxy(max_failures).await;
     setup_on(app, workspaces::Changes::default(), "Living Room TV").await
 }
 

@@ -258,6 +258,22 @@ impl TestApp {
         app
     }
 
+    /// The app behind a proxy on 127.0.0.1 whose `X-Forwarded-For` names the client's address,
+    /// with a budget of `max_failures` wrong codes per address.
+    pub async fn behind_proxy(max_failures: u32) -> Self {
+        Self::spawn_with(|env| {
+            env.insert(
+                "VESTIBULE__SERVER__TRUSTED_PROXIES".into(),
+                "127.0.0.1/32".into(),
+            );
+            env.insert(
+                "VESTIBULE__SECURITY__USER_CODE_MAX_FAILURES".into(),
+                max_failures.to_string(),
+            );
+        })
+        .await
+    }
+
     /// Another instance on the same database and master key, as behind a load balancer (same
     /// public URL, its own port).
     pub async fn peer(&self) -> Self {

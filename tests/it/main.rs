@@ -9,6 +9,7 @@ mod helpers;
 
 mod activate;
 mod browser;
+mod budgets;
 mod cli;
 mod config;
 mod console;

@@ -3,21 +3,33 @@
 //! audit event and its metric, so a surface only says who is trying and from where.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::Core;
 use crate::entities::{admin, client, user, workspace};
 use crate::error::Error;
 use crate::metrics::Throttled;
+use crate::records::{Client, Workspace};
 use crate::services::audit::{self, Action, Actor};
-use crate::services::device_grants::{self, Lookup};
+use crate::services::device_grants::{self, Lookup, Poll};
 use crate::services::{admins, users};
-use crate::throttle::{Limit, Surge};
+use crate::throttle::{Limit, Surge, UserCodeGuard};
+use crate::{Core, net};
 
 /// Where an unknown client address is counted (every such request shares one budget).
 const UNKNOWN_ADDRESS: &str = "unknown";
+
+/// The one place every per-address budget gets its key from the client address: IPv4 per
+/// address, IPv6 per network of `security.ipv6_budget_prefix` bits (see [`net::budget_key`]).
+fn address_key(core: &Core, address: Option<&str>) -> String {
+    match address.map(|a| (a, a.parse::<IpAddr>())) {
+        Some((_, Ok(ip))) => net::budget_key(ip, core.settings.security.ipv6_budget_prefix),
+        Some((text, Err(_))) => text.to_owned(),
+        None => UNKNOWN_ADDRESS.to_owned(),
+    }
+}
 
 /// The answer to a sign-in attempt.
 #[derive(Debug)]
@@ -73,7 +85,7 @@ struct SignInBudget {
 }
 
 impl SignInBudget {
-    fn new(surface: Surface, account: &str, address: Option<String>) -> Self {
+    fn new(core: &Core, surface: Surface, account: &str, address: Option<String>) -> Self {
         let account = account.to_lowercase();
         let name = surface.name();
         let account_key = match surface {
@@ -82,10 +94,7 @@ impl SignInBudget {
                 format!("{name}:account:{workspace_id}:{account}")
             }
         };
-        let address_key = format!(
-            "{name}:address:{}",
-            address.as_deref().unwrap_or(UNKNOWN_ADDRESS)
-        );
+        let address_key = format!("{name}:address:{}", address_key(core, address.as_deref()));
         Self {
             surface,
             account,
@@ -95,17 +104,18 @@ impl SignInBudget {
         }
     }
 
-    /// Checks both budgets, then the credentials (`authenticate` runs only when neither budget
-    /// is spent); a failure counts against both, and the audit event is written when one of
-    /// them runs out.
+    /// Spends both budgets, then checks the credentials (`authenticate` runs only when
+    /// neither budget is over); the audit event is written when a failure uses the last of one.
+    /// A success gives the attempt back with [`Self::succeeded`].
     async fn attempt<T>(
         &self,
         core: &Core,
         authenticate: impl Future<Output = Result<Option<T>, Error>>,
     ) -> Result<SignIn<T>, Error> {
         let limit = &core.sign_in_limit;
-        let keys = [self.account_key.as_str(), self.address_key.as_str()];
-        if let Some(retry_after) = limit.blocked_for_any(&core.db, &keys).await? {
+        let account = limit.spend(&core.db, &self.account_key).await?;
+        let address = limit.spend(&core.db, &self.address_key).await?;
+        if let Some(retry_after) = account.refused().max(address.refused()) {
             tracing::warn!(address = ?self.address, "/{}: sign-in throttled", self.surface.name());
             core.counters.throttled(Throttled::SignIns);
             return Ok(SignIn::Throttled { retry_after });
@@ -113,10 +123,9 @@ impl SignInBudget {
         if let Some(account) = authenticate.await? {
             return Ok(SignIn::Accepted(account));
         }
-        let txn = crate::db::begin_write(&core.db).await?;
-        if limit.fail_all(&txn, &keys).await? {
+        if account.ran_out() || address.ran_out() {
             audit::record(
-                &txn,
+                &core.db,
                 audit::Event {
                     actor: &Actor::System,
                     workspace_id: self.surface.workspace_id(),
@@ -128,8 +137,14 @@ impl SignInBudget {
             )
             .await?;
         }
-        txn.commit().await?;
         Ok(SignIn::Rejected)
+    }
+
+    /// After a success: the account's failures are forgotten, and the address gets back what
+    /// the attempt spent.
+    async fn succeeded(&self, db: &impl sea_orm::ConnectionTrait) -> Result<(), Error> {
+        Limit::clear(db, &self.account_key).await?;
+        Limit::refund(db, &self.address_key).await
     }
 }
 
@@ -145,13 +160,13 @@ pub async fn admin_sign_in(
     address: Option<String>,
 ) -> Result<SignIn<admin::Model>, Error> {
     let email = crate::types::identifier("email", email)?;
-    let budget = SignInBudget::new(Surface::Console, email, address);
+    let budget = SignInBudget::new(core, Surface::Console, email, address);
     let outcome = budget
         .attempt(core, admins::authenticate(&core.db, email, password))
         .await?;
     if let SignIn::Accepted(admin) = &outcome {
         let txn = crate::db::begin_write(&core.db).await?;
-        Limit::clear(&txn, &budget.account_key).await?;
+        budget.succeeded(&txn).await?;
         audit::record(
             &txn,
             audit::Event {
@@ -185,7 +200,7 @@ pub async fn user_sign_in(
     let surface = Surface::Activate {
         workspace_id: workspace.id,
     };
-    let budget = SignInBudget::new(surface, username, address);
+    let budget = SignInBudget::new(core, surface, username, address);
     let outcome = budget
         .attempt(
             core,
@@ -193,7 +208,7 @@ pub async fn user_sign_in(
         )
         .await?;
     if let SignIn::Accepted(_) = &outcome {
-        Limit::clear(&core.db, &budget.account_key).await?;
+        budget.succeeded(&core.db).await?;
     }
     Ok(outcome)
 }
@@ -208,8 +223,9 @@ pub enum UserCodeEntry {
     Throttled { retry_after: Duration },
 }
 
-/// Looks up a user code entered from `address`. A wrong one counts against the address's
-/// budget and the instance's surge watch, whose start is audited once.
+/// Looks up a user code entered from `address`. Each code spends the address's budget before
+/// it is looked up; one that exists is given back. A wrong one counts in the instance's surge
+/// watch, whose start is audited once.
 ///
 /// # Errors
 /// On a database failure.
@@ -219,16 +235,16 @@ pub async fn enter_user_code(
     address: Option<String>,
 ) -> Result<UserCodeEntry, Error> {
     let guard = &core.user_code_guard;
-    let address_key = address.as_deref().unwrap_or(UNKNOWN_ADDRESS);
-    if let Some(retry_after) = guard.blocked_for(&core.db, address_key).await? {
+    let key = address_key(core, address.as_deref());
+    if let Some(retry_after) = guard.spend(&core.db, &key).await? {
         tracing::warn!(address = ?address, "/activate: wrong user codes throttled");
         core.counters.throttled(Throttled::UserCodes);
         return Ok(UserCodeEntry::Throttled { retry_after });
     }
     let lookup = device_grants::find_by_user_code(&core.db, &core.keyring, typed).await?;
-    if let Lookup::Unknown = lookup
-        && let Surge::Started { failures } = guard.fail(&core.db, address_key).await?
-    {
+    if !matches!(lookup, Lookup::Unknown) {
+        UserCodeGuard::refund(&core.db, &key).await?;
+    } else if let Surge::Started { failures } = guard.wrong_code() {
         tracing::warn!(
             failures,
             "/activate: surge of wrong user codes; per-address budgets tightened"
@@ -255,12 +271,56 @@ pub async fn device_authorization(
     let key = format!(
         "device_authorization:{}:{}",
         client.id,
-        address.unwrap_or(UNKNOWN_ADDRESS)
+        address_key(core, address)
     );
-    let wait = limit.hit(&core.db, &key).await?;
+    let wait = limit.spend(&core.db, &key).await?.refused();
     if wait.is_some() {
         tracing::warn!(client = %client.client_id, address = ?address, "device authorization requests throttled");
         core.counters.throttled(Throttled::DeviceAuthorizations);
     }
     Ok(wait)
+}
+
+/// The answer to a device code polled at the token endpoint.
+#[derive(Debug)]
+pub enum DeviceCodePoll {
+    /// What the code's grant says.
+    Answered(Poll),
+    /// Too many unknown device codes from this address: refused without reading the code's
+    /// grant. `retry_after` is how long until the budget's window ends.
+    Throttled { retry_after: Duration },
+}
+
+/// A poll of `device_code` by `client` from `address` (RFC 8628 §3.4). A code that matches no
+/// grant spends the address's budget of `security.user_code_max_failures` per
+/// `security.user_code_failure_window` (RFC 8628 §5.2); codes of grants never do. An address
+/// this instance knows to be over it is refused before any code is looked up.
+///
+/// # Errors
+/// On a database failure.
+pub async fn poll_device_code(
+    core: &Core,
+    workspace: &Workspace,
+    client: &Client,
+    device_code: &str,
+    address: Option<&str>,
+) -> Result<DeviceCodePoll, Error> {
+    let guard = &core.device_code_guard;
+    let key = address_key(core, address);
+    let retry_after = match guard.barred_for(&key) {
+        Some(wait) => wait,
+        None => {
+            let poll = device_grants::poll(core, workspace, client, device_code).await?;
+            if !matches!(poll, Poll::UnknownCode) {
+                return Ok(DeviceCodePoll::Answered(poll));
+            }
+            match guard.unknown_code(&core.db, &key).await? {
+                Some(wait) => wait,
+                None => return Ok(DeviceCodePoll::Answered(poll)),
+            }
+        }
+    };
+    tracing::warn!(client = %client.client_id, address = ?address, "unknown device codes throttled");
+    core.counters.throttled(Throttled::DeviceCodes);
+    Ok(DeviceCodePoll::Throttled { retry_after })
 }

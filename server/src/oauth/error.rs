@@ -162,6 +162,10 @@ pub enum OAuthResponse {
     /// Too many requests: 429 with `Retry-After` and the error `slow_down`.
     #[error("rate limited for {0:?}")]
     RateLimited(Duration),
+    /// Too many unknown device codes polled from one address (RFC 8628 §5.2): answered as
+    /// [`Self::RateLimited`] is, with a description fitting polls.
+    #[error("unknown device codes rate limited for {0:?}")]
+    UnknownDeviceCodes(Duration),
 }
 
 impl<E: Into<OAuthError>> From<E> for OAuthResponse {
@@ -182,7 +186,7 @@ impl ResponseError for OAuthResponse {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::UnknownWorkspace(_) => StatusCode::NOT_FOUND,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::UnknownDeviceCodes(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Bearer(None) => StatusCode::UNAUTHORIZED,
             Self::OAuth(e) | Self::Bearer(Some(e)) => match e.code {
@@ -202,16 +206,21 @@ impl ResponseError for OAuthResponse {
             Self::UnknownWorkspace(_) | Self::BodyTooLarge => {
                 (ErrorCode::InvalidRequest, self.to_string())
             }
-            Self::RateLimited(wait) => {
-                res.insert_header((RETRY_AFTER, wait.as_secs().max(1)));
-                (
-                    ErrorCode::SlowDown,
+            Self::RateLimited(wait) | Self::UnknownDeviceCodes(wait) => {
+                let wait = wait.as_secs().max(1);
+                res.insert_header((RETRY_AFTER, wait));
+                let description = if let Self::UnknownDeviceCodes(_) = self {
+                    format!(
+                        "too many unknown device codes from this address; \
+                         poll again in {wait} seconds"
+                    )
+                } else {
                     format!(
                         "too many device authorization requests from this client and address; \
-                         try again in {} seconds",
-                        wait.as_secs().max(1)
-                    ),
-                )
+                         try again in {wait} seconds"
+                    )
+                };
+                (ErrorCode::SlowDown, description)
             }
             Self::Bearer(None) => {
                 res.insert_header((WWW_AUTHENTICATE, format!("Bearer realm=\"{REALM}\"")));

@@ -3,7 +3,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use vestibule_core::Core;
 use vestibule_core::oauth::Refusal;
-use vestibule_core::services::device_grants::{self, Poll};
+use vestibule_core::services::attempts::{self, DeviceCodePoll};
+use vestibule_core::services::device_grants::Poll;
 use vestibule_core::services::tokens::Issued;
 use vestibule_core::services::{client_credentials, clients, refresh};
 use vestibule_core::types::Grant;
@@ -45,7 +46,21 @@ pub async fn token(
     let issued = match grant {
         Grant::DeviceCode => {
             let device_code = params.require("device_code")?;
-            device_answer(device_grants::poll(&core, &workspace, &client, device_code).await?)?
+            let address = vestibule_web::ClientAddress::of(&req).text();
+            match attempts::poll_device_code(
+                &core,
+                &workspace,
+                &client,
+                device_code,
+                address.as_deref(),
+            )
+            .await?
+            {
+                DeviceCodePoll::Answered(poll) => device_answer(poll)?,
+                DeviceCodePoll::Throttled { retry_after } => {
+                    return Err(OAuthResponse::UnknownDeviceCodes(retry_after));
+                }
+            }
         }
         Grant::RefreshToken => {
             refresh::refresh(
