@@ -14,5 +14,6 @@ mod config;
 mod console;
 mod console_devices;
 mod device_flow;
+mod fail_closed;
 mod server;
 mod token_lifecycle;
