@@ -255,19 +255,9 @@ mod tests {
         assert_eq!(cache.get(&98), Some(98));
     }
 
-    async fn database() -> (tempfile::TempDir, sea_orm::DatabaseConnection) {
-        let dir = tempfile::tempdir().unwrap();
-        let db =
-            sea_orm::Database::connect(format!("sqlite://{}/t.db?mode=rwc", dir.path().display()))
-                .await
-                .unwrap();
-        crate::db::migrate(&db).await.unwrap();
-        (dir, db)
-    }
-
     #[tokio::test]
     async fn unknown_names_are_remembered_within_a_bound_and_malformed_ones_not_at_all() {
-        let (_dir, db) = database().await;
+        let (_dir, db) = crate::db::temporary().await;
         let records = Records::default();
         for i in 0..ABSENT_CAPACITY + 200 {
             let name = format!("unknown-{i}");

@@ -257,10 +257,14 @@ impl Browser {
 }
 
 fn csrf_token(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
+    value_after(html, "name=\"csrf_token\" value=\"")
+}
+
+/// The attribute value that `marker` (ending in `value="`) opens.
+fn value_after(html: &str, marker: &str) -> String {
     let start = html
         .find(marker)
-        .unwrap_or_else(|| panic!("no csrf_token in {html}"))
+        .unwrap_or_else(|| panic!("no {marker} in {html}"))
         + marker.len();
     let end = html[start..].find('"').unwrap() + start;
     html[start..end].to_owned()
@@ -268,13 +272,7 @@ fn csrf_token(html: &str) -> String {
 
 /// The code pre-filled in the entry form.
 fn user_code_value(html: &str) -> String {
-    let marker = "name=\"user_code\" type=\"text\" value=\"";
-    let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("no user_code field in {html}"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
+    value_after(html, "name=\"user_code\" type=\"text\" value=\"")
 }
 
 #[track_caller]
