@@ -67,53 +67,54 @@ struct Unbuilt<'a> {
 /// admin that a defence is in force while anyone may still approve from anywhere. Only the
 /// values that describe what the server does today pass.
 fn refuse_unbuilt(asked: &Unbuilt<'_>) -> Result<(), Error> {
-    if asked.grants.contains(Grant::AuthorizationCode) {
-        return Err(unavailable(
+    let proximity = format!(
+        "proximity = {} (today the consent page always shows whether the device asked from the \
+         browser's network)",
+        asked.proximity.as_str()
+    );
+    // (asked for, field, the setting, what to do instead), in the order the form shows them.
+    let refusals = [
+        (
+            asked.grants.contains(Grant::AuthorizationCode),
             "grants",
             "the authorization_code grant",
             "choose device_code, refresh_token or client_credentials",
-        ));
-    }
-    if !asked.redirect_uris.is_empty() {
-        return Err(unavailable(
+        ),
+        (
+            !asked.redirect_uris.is_empty(),
             "redirect_uris",
             "redirect_uris (they serve the authorization_code grant)",
             "leave them empty",
-        ));
-    }
-    if asked.dcr_template {
-        return Err(unavailable(
+        ),
+        (
+            asked.dcr_template,
             "dcr_template",
             "dcr_template (dynamic client registration)",
             "leave it off",
-        ));
-    }
-    if asked.access != Access::Everyone {
-        return Err(unavailable(
+        ),
+        (
+            asked.access != Access::Everyone,
             "access",
             "access = assigned (user and group assignments)",
             "use access = everyone",
-        ));
-    }
-    if !asked.device_networks.is_empty() {
-        return Err(unavailable(
+        ),
+        (
+            !asked.device_networks.is_empty(),
             "device_networks",
             "device_networks (trusted networks)",
             "leave it empty",
-        ));
-    }
-    if asked.proximity != Proximity::Warn {
-        return Err(unavailable(
+        ),
+        (
+            asked.proximity != Proximity::Warn,
             "proximity",
-            &format!(
-                "proximity = {} (today the consent page always shows whether the device asked \
-                 from the browser's network)",
-                asked.proximity.as_str()
-            ),
+            proximity.as_str(),
             "use proximity = warn",
-        ));
+        ),
+    ];
+    match refusals.into_iter().find(|(refused, ..)| *refused) {
+        Some((_, field, setting, instead)) => Err(unavailable(field, setting, instead)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The refusal of a setting whose capability is not built yet, naming it and what to do.
