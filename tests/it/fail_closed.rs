@@ -4,12 +4,18 @@
 //! today stay accepted.
 
 use reqwest::StatusCode;
-use sea_orm::{EntityTrait as _, PaginatorTrait as _};
+use sea_orm::{
+    ActiveModelTrait as _, EntityTrait as _, IntoActiveModel as _, PaginatorTrait as _, Set,
+};
 use vestibule_core::entities::{audit_event, client, workspace};
+use vestibule_core::records::{Client, Workspace};
+use vestibule_core::services::device_grants::{self, Origin};
+use vestibule_core::services::interaction::{Decided, Decision};
 use vestibule_core::services::{clients, workspaces};
+use vestibule_core::types::ScopeSet;
 
 use crate::console::{Console, field_error, post_settings, settings_form};
-use crate::helpers::{Cli, TestApp};
+use crate::helpers::{Cli, TestApp, decide_device_code};
 
 async fn counts(db: &sea_orm::DatabaseConnection) -> [u64; 3] {
     [
@@ -220,4 +226,41 @@ async fn the_console_refuses_unbuilt_workspace_settings_beside_the_field() {
     let fields = settings_form(&console, "tv", &[("name", "Changed")]).await;
     let page = post_settings(&console, "tv", &fields).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+}
+
+/// A client stored with `access = assigned` before the services refused it: nobody can be
+/// assigned yet, so nobody may approve it (it used to let everyone).
+#[tokio::test]
+async fn a_client_stored_with_access_assigned_lets_nobody_approve() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("home", workspaces::Changes::default()).await;
+    let (client_id, _) = app.client(&ws, true, &["device_code"], "openid").await;
+    let alice = app.user(&ws, "alice", "alice password").await;
+    let mut stored = clients::find(&app.core.db, &client_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    stored.access = Set("assigned".to_owned());
+    let stored = stored.update(&app.core.db).await.unwrap();
+    let started = device_grants::start(
+        &app.core,
+        &Workspace::parse(ws.clone()).unwrap(),
+        &Client::parse(stored),
+        ScopeSet::parse("openid").unwrap(),
+        Origin {
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        },
+    )
+    .await
+    .unwrap();
+    let decided = decide_device_code(
+        &app.core,
+        started.user_code.as_str(),
+        &alice,
+        Decision::Approve,
+    )
+    .await;
+    assert_eq!(decided, Decided::NoAccess);
 }
