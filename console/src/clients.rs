@@ -38,7 +38,9 @@ pub struct ClientPath {
     pub(crate) client_id: String,
 }
 
-/// The client form's values, as stored or as typed.
+/// The client form's values, as stored or as typed. `device_networks`, `proximity` and
+/// `after_approval_url` are not on the form (their capabilities are not built yet) but are
+/// read when posted, so a script that sets them is refused rather than silently ignored.
 #[derive(Serialize)]
 struct ClientValues {
     name: String,
@@ -48,6 +50,9 @@ struct ClientValues {
     redirect_uris: String,
     dcr_template: bool,
     access: String,
+    device_networks: String,
+    proximity: String,
+    after_approval_url: String,
 }
 
 impl ClientValues {
@@ -60,6 +65,9 @@ impl ClientValues {
             redirect_uris: String::new(),
             dcr_template: false,
             access: Access::Everyone.as_str().to_owned(),
+            device_networks: String::new(),
+            proximity: Proximity::default().as_str().to_owned(),
+            after_approval_url: String::new(),
         }
     }
 
@@ -72,6 +80,9 @@ impl ClientValues {
             redirect_uris: c.redirect_uris.clone(),
             dcr_template: c.dcr_template,
             access: c.access.clone(),
+            device_networks: c.device_networks.clone(),
+            proximity: c.proximity.clone(),
+            after_approval_url: String::new(),
         }
     }
 
@@ -84,18 +95,24 @@ impl ClientValues {
             redirect_uris: f.text("redirect_uris").to_owned(),
             dcr_template: f.checked("dcr_template"),
             access: f.text("access").to_owned(),
+            device_networks: f.text("device_networks").to_owned(),
+            proximity: Some(f.text("proximity"))
+                .filter(|p| !p.is_empty())
+                .unwrap_or(Proximity::default().as_str())
+                .to_owned(),
+            after_approval_url: f.text("after_approval_url").to_owned(),
         }
     }
 
     /// Parses every field; the first invalid one is the error.
     fn parse(&self) -> Result<Edit, vestibule_core::Error> {
-        let redirect_uris = self
-            .redirect_uris
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
+        let redirect_uris = non_empty_lines(&self.redirect_uris)
             .map(RedirectUri::parse)
             .collect::<Result<_, _>>()?;
+        let device_networks = non_empty_lines(&self.device_networks)
+            .map(clients::parse_device_network)
+            .collect::<Result<_, _>>()?;
+        clients::refuse_after_approval_url(&self.after_approval_url)?;
         Ok(Edit {
             name: DisplayName::parse("name", &self.name)?,
             public: self.public,
@@ -104,8 +121,15 @@ impl ClientValues {
             redirect_uris,
             dcr_template: self.dcr_template,
             access: self.access.parse()?,
+            device_networks,
+            proximity: self.proximity.parse()?,
         })
     }
+}
+
+/// The lines of a one-a-line field, trimmed, blank ones left out.
+fn non_empty_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty())
 }
 
 /// What the pages show of a client: never its secret hash.
@@ -221,8 +245,8 @@ pub async fn create(
                 redirect_uris: edit.redirect_uris,
                 dcr_template: edit.dcr_template,
                 access: edit.access,
-                device_networks: Vec::new(),
-                proximity: Proximity::default(),
+                device_networks: edit.device_networks,
+                proximity: edit.proximity,
             };
             validated(clients::create(&core, &signed_in.actor(), &ws, new).await)?
         }

@@ -12,22 +12,36 @@ use sea_orm::ConnectionTrait;
 use crate::error::Error;
 use crate::records::{Client, Workspace};
 use crate::services::{clients, workspaces};
+use crate::types::{ClientId, Slug};
 
 /// How long a cached record is trusted (SPEC §1: changes take effect within 5 seconds).
 pub const TTL: Duration = Duration::from_secs(4);
 
-/// A map whose entries expire.
+/// A map whose entries expire and which never holds more than its capacity: anyone on the
+/// network can make the protocol endpoints look up names that do not exist, and each answer
+/// is cached, so an unbounded map would grow with every request.
 #[derive(Debug)]
 pub struct TtlCache<K, V> {
     ttl: Duration,
+    capacity: usize,
     entries: Mutex<HashMap<K, (Instant, V)>>,
 }
+
+/// The capacity of [`TtlCache::new`]: far above the records an instance reads within a TTL.
+const DEFAULT_CAPACITY: usize = 10_000;
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     #[must_use]
     pub fn new(ttl: Duration) -> Self {
+        Self::bounded(ttl, DEFAULT_CAPACITY)
+    }
+
+    /// A cache of at most `capacity` entries (at least one).
+    #[must_use]
+    pub fn bounded(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,
+            capacity: capacity.max(1),
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -44,12 +58,21 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             .map(|(_, v)| v.clone())
     }
 
+    /// Caches `value`; when full, expired entries go first, then the oldest live one.
     pub fn insert(&self, key: K, value: V) {
         let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        // Bounded: expired entries go whenever the map grows large.
-        if map.len() >= 10_000 {
+        if map.len() >= self.capacity && !map.contains_key(&key) {
             let ttl = self.ttl;
             map.retain(|_, (at, _)| at.elapsed() < ttl);
+            if map.len() >= self.capacity {
+                let oldest = map
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    map.remove(&oldest);
+                }
+            }
         }
         map.insert(key, (Instant::now(), value));
     }
@@ -67,27 +90,50 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
     }
+
+    /// How many entries are held, expired ones included.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
-/// The records the protocol endpoints read on every request.
+/// The records the protocol endpoints read on every request, and the names known not to
+/// exist. Absences are kept apart, in a smaller cache: a flood of made-up names then only
+/// evicts other made-up names, never a record in use.
 #[derive(Debug)]
 pub struct Records {
-    workspaces: TtlCache<String, Option<Arc<Workspace>>>,
-    clients: TtlCache<String, Option<Arc<Client>>>,
+    workspaces: TtlCache<String, Arc<Workspace>>,
+    absent_workspaces: TtlCache<String, ()>,
+    clients: TtlCache<String, Arc<Client>>,
+    absent_clients: TtlCache<String, ()>,
 }
+
+/// How many names known not to exist each instance remembers, per kind.
+const ABSENT_CAPACITY: usize = 1_024;
 
 impl Default for Records {
     fn default() -> Self {
         Self {
             workspaces: TtlCache::new(TTL),
+            absent_workspaces: TtlCache::bounded(TTL, ABSENT_CAPACITY),
             clients: TtlCache::new(TTL),
+            absent_clients: TtlCache::bounded(TTL, ABSENT_CAPACITY),
         }
     }
 }
 
 impl Records {
     /// The workspace with this slug, its settings parsed (absence is cached too, so unknown
-    /// slugs cost no query).
+    /// slugs cost no query; a name that cannot be a slug costs neither a query nor an entry).
     ///
     /// # Errors
     /// On a database failure, or a row with a setting out of range.
@@ -96,19 +142,31 @@ impl Records {
         db: &impl ConnectionTrait,
         slug: &str,
     ) -> Result<Option<Arc<Workspace>>, Error> {
+        if Slug::parse(slug).is_err() {
+            return Ok(None);
+        }
         if let Some(hit) = self.workspaces.get(slug) {
-            return Ok(hit);
+            return Ok(Some(hit));
+        }
+        if self.absent_workspaces.get(slug).is_some() {
+            return Ok(None);
         }
         let found = workspaces::find(db, slug)
             .await?
             .map(Workspace::parse)
             .transpose()?
             .map(Arc::new);
-        self.workspaces.insert(slug.to_owned(), found.clone());
+        remember(
+            &self.workspaces,
+            &self.absent_workspaces,
+            slug,
+            found.as_ref(),
+        );
         Ok(found)
     }
 
-    /// The client with this client_id, its grants and scopes parsed.
+    /// The client with this client_id, its grants and scopes parsed (absence is cached too; a
+    /// name that cannot be a client_id costs neither a query nor an entry).
     ///
     /// # Errors
     /// On a database failure.
@@ -117,24 +175,52 @@ impl Records {
         db: &impl ConnectionTrait,
         client_id: &str,
     ) -> Result<Option<Arc<Client>>, Error> {
+        if ClientId::parse(client_id).is_err() {
+            return Ok(None);
+        }
         if let Some(hit) = self.clients.get(client_id) {
-            return Ok(hit);
+            return Ok(Some(hit));
+        }
+        if self.absent_clients.get(client_id).is_some() {
+            return Ok(None);
         }
         let found = clients::find(db, client_id)
             .await?
             .map(|c| Arc::new(Client::parse(c)));
-        self.clients.insert(client_id.to_owned(), found.clone());
+        remember(
+            &self.clients,
+            &self.absent_clients,
+            client_id,
+            found.as_ref(),
+        );
         Ok(found)
     }
 
     /// Call after changing a workspace in this process.
     pub(crate) fn forget_workspace(&self, slug: &str) {
-        self.workspaces.remove(&slug.to_owned());
+        let slug = slug.to_owned();
+        self.workspaces.remove(&slug);
+        self.absent_workspaces.remove(&slug);
     }
 
     /// Call after changing or deleting a client in this process.
     pub(crate) fn forget_client(&self, client_id: &str) {
-        self.clients.remove(&client_id.to_owned());
+        let client_id = client_id.to_owned();
+        self.clients.remove(&client_id);
+        self.absent_clients.remove(&client_id);
+    }
+}
+
+/// Caches what a lookup of `name` found, or that it found nothing.
+fn remember<V: Clone>(
+    found_cache: &TtlCache<String, V>,
+    absent_cache: &TtlCache<String, ()>,
+    name: &str,
+    found: Option<&V>,
+) {
+    match found {
+        Some(record) => found_cache.insert(name.to_owned(), record.clone()),
+        None => absent_cache.insert(name.to_owned(), ()),
     }
 }
 
@@ -152,5 +238,43 @@ mod tests {
         cache.insert("b", 2);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&"b"), None);
+    }
+
+    #[test]
+    fn a_full_cache_evicts_and_never_exceeds_its_capacity() {
+        let cache = TtlCache::bounded(Duration::from_secs(60), 3);
+        for i in 0..100 {
+            cache.insert(i, i);
+            assert!(cache.len() <= 3, "{} entries after {i}", cache.len());
+        }
+        // The newest stay, the oldest went.
+        assert_eq!(cache.get(&99), Some(99));
+        assert_eq!(cache.get(&0), None);
+        // Replacing a held key evicts nothing.
+        cache.insert(99, 0);
+        assert_eq!(cache.get(&98), Some(98));
+    }
+
+    #[tokio::test]
+    async fn unknown_names_are_remembered_within_a_bound_and_malformed_ones_not_at_all() {
+        let (_dir, db) = crate::db::temporary().await;
+        let records = Records::default();
+        for i in 0..ABSENT_CAPACITY + 200 {
+            let name = format!("unknown-{i}");
+            assert!(records.client(&db, &name).await.unwrap().is_none());
+            assert!(records.workspace(&db, &name).await.unwrap().is_none());
+        }
+        assert_eq!(records.absent_clients.len(), ABSENT_CAPACITY);
+        assert_eq!(records.absent_workspaces.len(), ABSENT_CAPACITY);
+
+        let records = Records::default();
+        let long = "x".repeat(129);
+        for malformed in ["", "has space", "a/b", "ü", long.as_str()] {
+            assert!(records.client(&db, malformed).await.unwrap().is_none());
+            assert!(records.workspace(&db, malformed).await.unwrap().is_none());
+        }
+        assert!(records.absent_clients.is_empty());
+        assert!(records.absent_workspaces.is_empty());
+        assert!(records.clients.is_empty() && records.workspaces.is_empty());
     }
 }

@@ -93,6 +93,20 @@ fn sqlite_file(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
+/// A migrated SQLite database in a temporary directory, for unit tests; it lives as long as
+/// the directory.
+#[cfg(test)]
+pub(crate) async fn temporary() -> (tempfile::TempDir, DatabaseConnection) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
+    let db = Database::connect(format!("sqlite://{}/t.db?mode=rwc", dir.path().display()))
+        .await
+        .unwrap_or_else(|e| panic!("temporary database: {e}"));
+    migrate(&db)
+        .await
+        .unwrap_or_else(|e| panic!("migrations: {e}"));
+    (dir, db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

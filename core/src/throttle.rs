@@ -409,17 +409,9 @@ impl DeviceCodeGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::{ActiveModelTrait as _, DatabaseConnection};
+    use sea_orm::ActiveModelTrait as _;
 
-    async fn database() -> (tempfile::TempDir, DatabaseConnection) {
-        let dir = tempfile::tempdir().unwrap();
-        let db =
-            sea_orm::Database::connect(format!("sqlite://{}/t.db?mode=rwc", dir.path().display()))
-                .await
-                .unwrap();
-        crate::db::migrate(&db).await.unwrap();
-        (dir, db)
-    }
+    use crate::db::temporary as database;
 
     #[tokio::test]
     async fn a_key_is_refused_past_max_until_its_window_ends() {

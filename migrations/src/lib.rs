@@ -9,6 +9,7 @@ mod m20261129_000003_token_lifecycle;
 mod m20261130_000004_decided_at_index;
 mod m20261130_000005_throttle;
 mod m20261203_000006_device_grant_changes;
+mod m20261203_000007_unbuilt_workspace_flags_off;
 mod m20261203_150000_user_session_generation;
 
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_decided_at_index::Migration),
             Box::new(m20261130_000005_throttle::Migration),
             Box::new(m20261203_000006_device_grant_changes::Migration),
+            Box::new(m20261203_000007_unbuilt_workspace_flags_off::Migration),
             Box::new(m20261203_150000_user_session_generation::Migration),
         ]
     }

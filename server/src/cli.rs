@@ -214,16 +214,7 @@ impl ClientCreate {
         let device_networks = self
             .device_networks
             .iter()
-            .map(|s| {
-                s.parse::<ipnet::IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(Into::into))
-                    .map_err(|_| {
-                        Error::invalid(
-                            "device_networks",
-                            format!("{s:?} is not a CIDR such as 192.0.2.0/24"),
-                        )
-                    })
-            })
+            .map(|s| clients::parse_device_network(s))
             .collect::<Result<_, _>>()?;
         Ok((
             self.workspace,

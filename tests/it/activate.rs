@@ -192,6 +192,27 @@ impl Browser {
         self.post(to, &form).await
     }
 
+    /// Opens `verification_uri_complete` (which only pre-fills the form) and confirms the code,
+    /// as a person does.
+    async fn follow_link(&self, link: &str) -> reqwest::Response {
+        let (status, html) = self.page(link).await;
+        assert_eq!(status, StatusCode::OK, "{link}: {html}");
+        assert!(
+            html.contains("name=\"arrival\" value=\"link\""),
+            "the form says the code came by link: {html}"
+        );
+        let code = user_code_value(&html);
+        self.post(
+            "/activate",
+            &[
+                ("user_code", &code),
+                ("arrival", "link"),
+                ("csrf_token", &csrf_token(&html)),
+            ],
+        )
+        .await
+    }
+
     async fn enter_code(&self, code: &str) -> reqwest::Response {
         self.submit("/activate", "/activate", &[("user_code", code)])
             .await
@@ -226,13 +247,22 @@ impl Browser {
 }
 
 fn csrf_token(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
+    value_after(html, "name=\"csrf_token\" value=\"")
+}
+
+/// The attribute value that `marker` (ending in `value="`) opens.
+fn value_after(html: &str, marker: &str) -> String {
     let start = html
         .find(marker)
-        .unwrap_or_else(|| panic!("no csrf_token in {html}"))
+        .unwrap_or_else(|| panic!("no {marker} in {html}"))
         + marker.len();
     let end = html[start..].find('"').unwrap() + start;
     html[start..end].to_owned()
+}
+
+/// The code pre-filled in the entry form.
+fn user_code_value(html: &str) -> String {
+    value_after(html, "name=\"user_code\" type=\"text\" value=\"")
 }
 
 #[track_caller]
@@ -406,7 +436,7 @@ async fn wrong_and_used_codes_get_clear_messages() {
     .await;
     assert!(page.contains("This code was already used"), "{page}");
     let page = body(
-        b.get(&format!("/activate?user_code={}", used.user_code.display()))
+        b.follow_link(&format!("/activate?user_code={}", used.user_code.display()))
             .await,
         StatusCode::CONFLICT,
     )
@@ -466,7 +496,7 @@ async fn a_link_always_shows_consent_but_a_typed_code_skips_it_once_granted() {
     // Through verification_uri_complete: the consent page, although consent was given before.
     let linked = s.device_asks().await;
     let link = format!("/activate?user_code={}", linked.user_code.display());
-    see_other(&b.get(&link).await, "/activate/consent");
+    see_other(&b.follow_link(&link).await, "/activate/consent");
     let (status, consent) = b.page("/activate/consent").await;
     assert_eq!(status, StatusCode::OK);
     assert!(consent.contains(&linked.user_code.display()));
@@ -503,7 +533,7 @@ async fn a_linked_code_is_not_skipped_at_sign_in_either() {
         "/activate?user_code={}",
         linked.user_code.as_str().to_lowercase()
     );
-    see_other(&b.get(&link).await, "/activate/sign-in");
+    see_other(&b.follow_link(&link).await, "/activate/sign-in");
     see_other(&b.sign_in("alice", PASSWORD).await, "/activate/consent");
     assert_eq!(s.status(&linked).await, "pending");
 
@@ -935,7 +965,7 @@ async fn wrong_user_codes_are_throttled_per_address() {
     assert_page_basics(&page);
     assert!(page.contains("Too many wrong codes"), "{page}");
     let res = guesser
-        .get(&format!(
+        .follow_link(&format!(
             "/activate?user_code={}",
             started.user_code.as_str()
         ))
@@ -966,6 +996,35 @@ async fn wrong_user_codes_are_throttled_per_address() {
         metrics.contains("vestibule_throttled_total{limit=\"user_codes\"} 2"),
         "{metrics}"
     );
+}
+
+/// Any web page can make a browser fetch the link (an `<img>` will do): the GET only pre-fills
+/// the form, so it neither looks the code up nor spends the address's budget.
+#[tokio::test]
+async fn a_link_only_prefills_the_form_and_spends_no_budget() {
+    let s = setup_behind_proxy(3).await;
+    let started = s.device_asks().await;
+    let victim = Browser::at(&s.app, "198.51.100.7");
+    for guess in [
+        "BCDF-GHJK",
+        "BCDF-GHJL",
+        "BCDF-GHJM",
+        "BCDF-GHJN",
+        "BCDF-GHJP",
+    ] {
+        let (status, page) = victim.page(&format!("/activate?user_code={guess}")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(user_code_value(&page), guess);
+        assert!(!page.contains("We don&#x27;t know that code"), "{page}");
+    }
+    // The real code's link does not say more than a wrong one's: nothing was looked up.
+    let link = format!("/activate?user_code={}", started.user_code.as_str());
+    let res = victim.get(&link).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(s.app.core.user_code_guard.failures_total(), 0);
+    assert_eq!(s.status(&started).await, "pending");
+    // The address's budget is whole: confirming the code still works.
+    see_other(&victim.follow_link(&link).await, "/activate/sign-in");
 }
 
 /// The budget is shared by every instance on the database: guessing on two does not double it.

@@ -322,6 +322,9 @@ async fn scenario(tour: &mut Tour, app: &TestApp) -> anyhow::Result<()> {
         .context("the workspace exists")?;
     app.user(&ws, "alice", "alice password").await;
     tour.browser.goto(&link).await?;
+    // The link only pre-fills the code; the person confirms it.
+    tour.arrive("code pre-filled", |p| p == "/activate").await?;
+    tour.click("button[type=submit]").await?;
     tour.arrive("sign-in asked", |p| p == "/activate/sign-in")
         .await?;
     tour.fill("#username", "alice").await?;

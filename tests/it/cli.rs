@@ -251,7 +251,7 @@ async fn workspace_create_update_and_validation() {
             "--polling-interval",
             "2",
             "--dynamic-registration",
-            "on",
+            "off",
             "--new-device-email",
             "off",
         ])
@@ -262,7 +262,7 @@ async fn workspace_create_update_and_validation() {
     assert_eq!(ws["user_code_charset"], "digits");
     assert_eq!(ws["device_code_ttl"], 120);
     assert_eq!(ws["polling_interval"], 2);
-    assert_eq!(ws["dynamic_registration"], true);
+    assert_eq!(ws["dynamic_registration"], false);
     assert_eq!(ws["new_device_email"], false);
     assert_eq!(ws["consent_skip"], true);
     assert_eq!(ws["refresh_token_ttl"], 30 * 86_400);

@@ -119,7 +119,7 @@ pub(crate) fn hidden(html: &str, name: &str) -> String {
 }
 
 /// The text of the element carrying `data-error-for="{field}"`, if any.
-fn field_error(html: &str, field: &str) -> Option<String> {
+pub(crate) fn field_error(html: &str, field: &str) -> Option<String> {
     let marker = format!("data-error-for=\"{field}\"");
     let start = html.find(&marker)?;
     let open = html[start..].find('>')? + start + 1;
@@ -435,7 +435,7 @@ async fn workspaces_are_created_and_listed_with_names_escaped() {
 }
 
 /// Every settings field as the form shows it, for `slug`, with `overrides` applied.
-async fn settings_form(
+pub(crate) async fn settings_form(
     console: &Console,
     slug: &str,
     overrides: &[(&str, &str)],
@@ -481,7 +481,11 @@ async fn settings_form(
     fields
 }
 
-async fn post_settings(console: &Console, slug: &str, fields: &[(String, String)]) -> Page {
+pub(crate) async fn post_settings(
+    console: &Console,
+    slug: &str,
+    fields: &[(String, String)],
+) -> Page {
     let borrowed: Vec<(&str, &str)> = fields
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
@@ -521,7 +525,6 @@ async fn settings_change_what_the_device_endpoint_returns_at_once() {
             ("user_code_length", "10"),
             ("user_code_charset", "digits"),
             ("name", "Living room"),
-            ("dynamic_registration", "on"),
             ("consent_skip", ""),
         ],
     )
@@ -534,7 +537,6 @@ async fn settings_change_what_the_device_endpoint_returns_at_once() {
     assert_eq!(input_value(&page.body, "user_code_length"), "10");
     let stored = workspaces::get(&app.core.db, "tv").await.unwrap();
     assert_eq!(stored.name, "Living room");
-    assert!(stored.dynamic_registration);
     assert!(
         !stored.consent_skip,
         "an unticked box turns the setting off"
@@ -924,7 +926,7 @@ async fn client_forms_validate_beside_the_field_and_escape_names() {
                 ("grants", "refresh_token"),
                 ("public", "on"),
                 ("scopes", "openid offline_access"),
-                ("access", "assigned"),
+                ("access", "everyone"),
             ],
         )
         .await;
@@ -935,7 +937,7 @@ async fn client_forms_validate_beside_the_field_and_escape_names() {
         .unwrap();
     assert_eq!(stored.name, "Kitchen TV");
     assert_eq!(stored.grants, "device_code refresh_token");
-    assert_eq!(stored.access, "assigned");
+    assert_eq!(stored.access, "everyone");
     assert!(stored.public && stored.secret_hash.is_none());
 }
 

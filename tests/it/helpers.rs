@@ -614,6 +614,25 @@ impl Browser {
         decision: &str,
     ) -> String {
         let mut page = self.client.get(url).send().await.unwrap();
+        if page.url().path() == "/activate" {
+            // The link only pre-fills the code: confirm it, as a person does.
+            let target = page.url().clone();
+            let html = page.text().await.unwrap();
+            let marker = "name=\"user_code\" type=\"text\" value=\"";
+            let start = html.find(marker).expect("a pre-filled code") + marker.len();
+            let code = &html[start..start + html[start..].find('"').unwrap()];
+            page = self
+                .client
+                .post(target)
+                .form(&[
+                    ("csrf_token", hidden(&html, "csrf_token").as_str()),
+                    ("arrival", hidden(&html, "arrival").as_str()),
+                    ("user_code", code),
+                ])
+                .send()
+                .await
+                .unwrap();
+        }
         if page.url().path() == "/activate/sign-in" {
             let target = page.url().clone();
             let html = page.text().await.unwrap();

@@ -41,8 +41,120 @@ impl NewClient {
     /// # Errors
     /// `Invalid` naming the field to change.
     pub fn validate(&self) -> Result<(), Error> {
-        check(self.public, &self.grants, &self.redirect_uris)
+        check(self.public, &self.grants, &self.redirect_uris)?;
+        refuse_unbuilt(&Unbuilt {
+            grants: &self.grants,
+            redirect_uris: &self.redirect_uris,
+            dcr_template: self.dcr_template,
+            access: self.access,
+            device_networks: &self.device_networks,
+            proximity: self.proximity,
+        })
     }
+}
+
+/// The settings of a client whose capability is not built yet, as asked for.
+struct Unbuilt<'a> {
+    grants: &'a GrantSet,
+    redirect_uris: &'a [RedirectUri],
+    dcr_template: bool,
+    access: Access,
+    device_networks: &'a [IpNet],
+    proximity: Proximity,
+}
+
+/// Refuses any setting that nothing would enforce yet: stored and ignored, it would tell the
+/// admin that a defence is in force while anyone may still approve from anywhere. Only the
+/// values that describe what the server does today pass.
+fn refuse_unbuilt(asked: &Unbuilt<'_>) -> Result<(), Error> {
+    let proximity = format!(
+        "proximity = {} (today the consent page always shows whether the device asked from the \
+         browser's network)",
+        asked.proximity.as_str()
+    );
+    // (asked for, field, the setting, what to do instead), in the order the form shows them.
+    let refusals = [
+        (
+            asked.grants.contains(Grant::AuthorizationCode),
+            "grants",
+            "the authorization_code grant",
+            "choose device_code, refresh_token or client_credentials",
+        ),
+        (
+            !asked.redirect_uris.is_empty(),
+            "redirect_uris",
+            "redirect_uris (they serve the authorization_code grant)",
+            "leave them empty",
+        ),
+        (
+            asked.dcr_template,
+            "dcr_template",
+            "dcr_template (dynamic client registration)",
+            "leave it off",
+        ),
+        (
+            asked.access != Access::Everyone,
+            "access",
+            "access = assigned (user and group assignments)",
+            "use access = everyone",
+        ),
+        (
+            !asked.device_networks.is_empty(),
+            "device_networks",
+            "device_networks (trusted networks)",
+            "leave it empty",
+        ),
+        (
+            asked.proximity != Proximity::Warn,
+            "proximity",
+            proximity.as_str(),
+            "use proximity = warn",
+        ),
+    ];
+    match refusals.into_iter().find(|(refused, ..)| *refused) {
+        Some((_, field, setting, instead)) => Err(unavailable(field, setting, instead)),
+        None => Ok(()),
+    }
+}
+
+/// The refusal of a setting whose capability is not built yet, naming it and what to do.
+#[must_use]
+pub fn unavailable(field: &'static str, setting: &str, instead: &str) -> Error {
+    Error::invalid(field, format!("{setting} is not available yet: {instead}"))
+}
+
+/// Refuses an `after_approval_url`: sending the browser on after an approval is not built
+/// yet. Empty means none and passes.
+///
+/// # Errors
+/// `Invalid` naming `after_approval_url` when one is given.
+pub fn refuse_after_approval_url(value: &str) -> Result<(), Error> {
+    if value.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(unavailable(
+            "after_approval_url",
+            "after_approval_url (sending the browser on after an approval)",
+            "leave it empty",
+        ))
+    }
+}
+
+/// One network devices may ask from: a CIDR, or a single address.
+///
+/// # Errors
+/// `Invalid` naming `device_networks`.
+pub fn parse_device_network(value: &str) -> Result<IpNet, Error> {
+    let value = value.trim();
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(Into::into))
+        .map_err(|_| {
+            Error::invalid(
+                "device_networks",
+                format!("{value:?} is not a CIDR such as 192.0.2.0/24"),
+            )
+        })
 }
 
 /// The rules that span fields, for a new client and an edited one alike.
@@ -289,6 +401,8 @@ pub struct Edit {
     pub redirect_uris: Vec<RedirectUri>,
     pub dcr_template: bool,
     pub access: Access,
+    pub device_networks: Vec<IpNet>,
+    pub proximity: Proximity,
 }
 
 /// A changed client and, when it just became confidential, its first secret (shown once).
@@ -311,6 +425,14 @@ pub async fn update(
     edit: Edit,
 ) -> Result<Updated, Error> {
     check(edit.public, &edit.grants, &edit.redirect_uris)?;
+    refuse_unbuilt(&Unbuilt {
+        grants: &edit.grants,
+        redirect_uris: &edit.redirect_uris,
+        dcr_template: edit.dcr_template,
+        access: edit.access,
+        device_networks: &edit.device_networks,
+        proximity: edit.proximity,
+    })?;
     let txn = crate::db::begin_write(&core.db).await?;
     let current = get_in_workspace(&txn, workspace.id, client_id).await?;
     let secret = (!edit.public && current.secret_hash.is_none()).then(crypto::random_token);

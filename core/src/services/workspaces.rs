@@ -11,7 +11,7 @@ use crate::crypto::Keyring;
 use crate::entities::workspace;
 use crate::error::Error;
 use crate::services::audit::{self, Action, Actor};
-use crate::services::keys;
+use crate::services::{clients, keys};
 use crate::types::{CodeCharset, CodeLength, DisplayName, Seconds, Slug};
 
 /// The slug of the workspace every fresh install has.
@@ -111,8 +111,32 @@ impl Settings {
             device_grant_max_age: Seconds::trusted(90 * DAY),
             audience: None,
             dynamic_registration: false,
-            new_device_email: true,
+            // SPEC §7 says on, but no mail is sent yet: off says what happens.
+            new_device_email: false,
         }
+    }
+
+    /// Refuses the settings nothing would enforce yet: stored and ignored, they would promise
+    /// an endpoint or a mail that never comes.
+    ///
+    /// # Errors
+    /// `Invalid` naming the setting.
+    pub fn refuse_unbuilt(&self) -> Result<(), Error> {
+        if self.dynamic_registration {
+            return Err(clients::unavailable(
+                "dynamic_registration",
+                "dynamic_registration (RFC 7591 client registration)",
+                "leave it off",
+            ));
+        }
+        if self.new_device_email {
+            return Err(clients::unavailable(
+                "new_device_email",
+                "new_device_email (mail on a new device)",
+                "leave it off",
+            ));
+        }
+        Ok(())
     }
 
     /// Applies changes, validating each; the first invalid value is the error.
@@ -242,6 +266,7 @@ pub(crate) async fn insert(
     changes: &Changes,
 ) -> Result<workspace::Model, Error> {
     let settings = Settings::defaults(DisplayName::parse("name", slug.as_str())?).apply(changes)?;
+    settings.refuse_unbuilt()?;
     let duplicate = || {
         Error::conflict(
             "slug",
@@ -292,6 +317,7 @@ pub async fn update(
     let txn = crate::db::begin_write(&core.db).await?;
     let current = get(&txn, slug).await?;
     let settings = Settings::from_model(&current)?.apply(changes)?;
+    settings.refuse_unbuilt()?;
     let mut active = current.into_active_model();
     settings.write_to(&mut active);
     let model = active.update(&txn).await?;

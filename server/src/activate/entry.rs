@@ -25,6 +25,13 @@ pub struct EntryQuery {
 pub struct EntryForm {
     #[serde(default)]
     user_code: String,
+    /// `link` on the form pre-filled from `verification_uri_complete`. A forged value cannot
+    /// weaken anything: the form is only accepted with the session's CSRF token, so no other
+    /// site can post it for the user, and the user who edits it can only add `link`, which
+    /// makes the flow stricter (consent is always asked), or drop it, which they could as well
+    /// by typing the code into the plain form.
+    #[serde(default)]
+    arrival: Option<String>,
     csrf_token: Option<String>,
 }
 
@@ -39,7 +46,12 @@ struct EntryPage<'a> {
     csrf_token: String,
     user_code: &'a str,
     message: Option<&'a str>,
+    /// The code came through `verification_uri_complete`: the form says so when posted.
+    by_link: bool,
 }
+
+/// The value of the entry form's `arrival` field for a code that came through a link.
+const BY_LINK: &str = "link";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Arrival {
@@ -48,15 +60,22 @@ enum Arrival {
     CompleteUri,
 }
 
+/// The entry form, pre-filled from `?user_code=`. A GET looks nothing up and counts nothing:
+/// any web page can make a browser fetch this URL (an `<img>` will do), and it must not spend
+/// the network's budget of wrong codes or reveal whether a code exists. The user confirms the
+/// code with the form's POST (SPEC §2: pre-filled, the user only confirms).
 pub async fn show(
-    core: web::Data<Core>,
     session: ActivateSession,
-    req: HttpRequest,
     query: web::Query<EntryQuery>,
 ) -> Result<HttpResponse, ActivateError> {
-    match query.user_code.as_deref().filter(|c| !c.trim().is_empty()) {
-        Some(code) => look_up(&core, &session, &req, code, Arrival::CompleteUri).await,
-        None => form(&session, StatusCode::OK, "", None),
+    match query
+        .user_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        Some(code) => form(&session, StatusCode::OK, code, None, Arrival::CompleteUri),
+        None => form(&session, StatusCode::OK, "", None, Arrival::Typed),
     }
 }
 
@@ -66,15 +85,21 @@ pub async fn submit(
     req: HttpRequest,
     CsrfForm(entered): CsrfForm<EntryForm>,
 ) -> Result<HttpResponse, ActivateError> {
+    let arrival = if entered.arrival.as_deref() == Some(BY_LINK) {
+        Arrival::CompleteUri
+    } else {
+        Arrival::Typed
+    };
     if entered.user_code.trim().is_empty() {
         return form(
             &session,
             StatusCode::BAD_REQUEST,
             "",
             Some("Enter the code shown on your device."),
+            arrival,
         );
     }
-    look_up(&core, &session, &req, &entered.user_code, Arrival::Typed).await
+    look_up(&core, &session, &req, &entered.user_code, arrival).await
 }
 
 fn form(
@@ -82,11 +107,13 @@ fn form(
     status: StatusCode,
     user_code: &str,
     message: Option<&str>,
+    arrival: Arrival,
 ) -> Result<HttpResponse, ActivateError> {
     let page = EntryPage {
         csrf_token: session.csrf_token()?,
         user_code,
         message,
+        by_link: arrival == Arrival::CompleteUri,
     };
     Ok(html::page(status, "activate/entry.html", &page)?)
 }
@@ -118,6 +145,7 @@ async fn look_up(
                 Some(
                     "We don't know that code — check the code shown on your device and try again.",
                 ),
+                arrival,
             );
         }
         Lookup::Expired => {
@@ -126,6 +154,7 @@ async fn look_up(
                 StatusCode::GONE,
                 "",
                 Some("This code has expired — start again on your device."),
+                arrival,
             );
         }
         Lookup::AlreadyUsed => {
@@ -136,6 +165,7 @@ async fn look_up(
                 Some(
                     "This code was already used. Each code works once — start again on your device if you need to.",
                 ),
+                arrival,
             );
         }
     };
@@ -152,7 +182,7 @@ async fn look_up(
     let current = Current::of(pending, code);
     match flow::signed_in_user(core, session, current.request.workspace.id).await? {
         None => Ok(see_other(SIGN_IN_PATH)),
-        // A GET changes no grant: the link only leads to the consent page.
+        // A code that came by link always gets the consent page (RFC 8628 §5.4).
         Some(_) if arrival == Arrival::CompleteUri => Ok(see_other(CONSENT_PATH)),
         Some(user) => flow::after_sign_in(core, session, req, &current, &user).await,
     }
