@@ -264,3 +264,68 @@ async fn a_client_stored_with_access_assigned_lets_nobody_approve() {
     .await;
     assert_eq!(decided, Decided::NoAccess);
 }
+
+#[tokio::test]
+async fn a_client_stored_with_proximity_require_lets_nobody_approve() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("home", workspaces::Changes::default()).await;
+    let (client_id, _) = app.client(&ws, true, &["device_code"], "openid").await;
+    let alice = app.user(&ws, "alice", "alice password").await;
+    let mut stored = clients::find(&app.core.db, &client_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    stored.proximity = Set("require".to_owned());
+    let stored = stored.update(&app.core.db).await.unwrap();
+    let started = device_grants::start(
+        &app.core,
+        &Workspace::parse(ws.clone()).unwrap(),
+        &Client::parse(stored),
+        ScopeSet::parse("openid").unwrap(),
+        Origin {
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        },
+    )
+    .await
+    .unwrap();
+    let decided = decide_device_code(
+        &app.core,
+        started.user_code.as_str(),
+        &alice,
+        Decision::Approve,
+    )
+    .await;
+    assert_eq!(decided, Decided::NoAccess);
+}
+
+#[tokio::test]
+async fn a_client_stored_with_device_networks_cannot_start_device_authorizations() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("home", workspaces::Changes::default()).await;
+    let (client_id, _) = app.client(&ws, true, &["device_code"], "openid").await;
+    let mut stored = clients::find(&app.core.db, &client_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    stored.device_networks = Set("10.0.0.0/8".to_owned());
+    stored.update(&app.core.db).await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}/w/home/device_authorization", app.address))
+        .form(&[("client_id", client_id.as_str()), ("scope", "openid")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized_client");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("device_networks"),
+        "{body}"
+    );
+}

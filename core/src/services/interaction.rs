@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::metrics::GrantEvent;
 use crate::records::{Client, Workspace};
 use crate::services::{consents, device_grants};
-use crate::types::{Access, ScopeSet, UserCode};
+use crate::types::{Access, Proximity, ScopeSet, UserCode};
 
 /// What a person is asked to approve, whichever grant asks.
 #[derive(Debug, Clone)]
@@ -69,13 +69,15 @@ pub enum Decided {
 /// Who may use a client: every enabled user of its workspace. This is the one place that
 /// decides it, for every grant.
 ///
-/// `access = assigned` is refused when set, but a client stored before may hold it: nobody
-/// can be assigned yet, so nobody may use such a client (it fails closed, not open).
+/// `access = assigned` and `proximity = require` are refused when set, but a client stored
+/// before may hold them: nobody can be assigned yet and networks are not compared for
+/// approval yet, so nobody may use such a client (it fails closed, not open).
 #[must_use]
 pub fn may_use(request: &AuthorizationRequest, user: &user::Model) -> bool {
     !user.disabled
         && user.workspace_id == request.client.workspace_id
         && request.client.access == Access::Everyone.as_str()
+        && request.client.proximity != Proximity::Require.as_str()
 }
 
 /// Whether the consent page may be skipped: the request allows it, the workspace skips

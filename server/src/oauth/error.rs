@@ -60,7 +60,8 @@ impl ErrorCode {
             | Refusal::IntrospectionNeedsConfidentialClient => Self::InvalidClient,
             Refusal::ConfidentialClientRequired
             | Refusal::DeviceFlowDisabled
-            | Refusal::GrantNotEnabled(_) => Self::UnauthorizedClient,
+            | Refusal::GrantNotEnabled(_)
+            | Refusal::DeviceNetworksNotEnforced => Self::UnauthorizedClient,
             Refusal::ScopeMalformed(_) | Refusal::ScopeNotEnabled(_) | Refusal::ScopeWidened(_) => {
                 Self::InvalidScope
             }

@@ -72,6 +72,9 @@ pub async fn start(
     if !client.grants.contains(Grant::DeviceCode) {
         return Err(Refusal::GrantNotEnabled(Grant::DeviceCode).into());
     }
+    if !client.device_networks.trim().is_empty() {
+        return Err(Refusal::DeviceNetworksNotEnforced.into());
+    }
     let keyring = &core.keyring;
     let device_code = crypto::random_token();
     let now = crate::now();
