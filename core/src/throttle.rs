@@ -16,7 +16,7 @@
 //! attempts cannot all pass a check made before any of them counted.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -351,6 +351,9 @@ const MAX_BARRED: usize = 10_000;
 pub struct DeviceCodeGuard {
     per_address: Limit,
     barred: Mutex<HashMap<String, Instant>>,
+    /// Whether `barred` may hold an address: polls skip the lock while nobody is barred (the
+    /// token endpoint's hot path).
+    anyone_barred: AtomicBool,
 }
 
 impl DeviceCodeGuard {
@@ -359,7 +362,15 @@ impl DeviceCodeGuard {
         Self {
             per_address: Limit::new(budget, window),
             barred: Mutex::default(),
+            anyone_barred: AtomicBool::new(false),
         }
+    }
+
+    /// Whether any address may be barred here; when not, [`Self::barred_for`] is `None` for
+    /// every address and need not be asked.
+    #[must_use]
+    pub fn anyone_barred(&self) -> bool {
+        self.anyone_barred.load(Ordering::Acquire)
     }
 
     fn key(address: &str) -> String {
@@ -369,12 +380,20 @@ impl DeviceCodeGuard {
     /// `Some(wait)` while this instance knows `address` to be over its budget.
     #[must_use]
     pub fn barred_for(&self, address: &str) -> Option<Duration> {
-        let barred = self.barred.lock().unwrap_or_else(PoisonError::into_inner);
-        barred
+        if !self.anyone_barred() {
+            return None;
+        }
+        let mut barred = self.barred.lock().unwrap_or_else(PoisonError::into_inner);
+        let wait = barred
             .get(address)
-            .and_then(|until| until.checked_duration_since(Instant::now()))
-            .filter(|wait| !wait.is_zero())
-            .map(|wait| wait.max(Duration::from_secs(1)))
+            .map(|until| until.saturating_duration_since(Instant::now()));
+        if wait.is_some_and(|w| w.is_zero()) {
+            barred.remove(address);
+            self.anyone_barred
+                .store(!barred.is_empty(), Ordering::Release);
+        }
+        wait.filter(|w| !w.is_zero())
+            .map(|w| w.max(Duration::from_secs(1)))
     }
 
     /// Counts an unknown device code polled from `address`; `Some(wait)` when that is over the
@@ -400,6 +419,7 @@ impl DeviceCodeGuard {
             }
             if barred.len() < MAX_BARRED {
                 barred.insert(address.to_owned(), now + wait);
+                self.anyone_barred.store(true, Ordering::Release);
             }
         }
         Ok(wait)

@@ -306,15 +306,23 @@ pub async fn poll_device_code(
     address: Option<&str>,
 ) -> Result<DeviceCodePoll, Error> {
     let guard = &core.device_code_guard;
-    let key = address_key(core, address);
-    let retry_after = match guard.barred_for(&key) {
+    // The address key is only built when it is needed: while nobody is barred, a poll of a
+    // real code costs nothing here.
+    let barred = guard
+        .anyone_barred()
+        .then(|| guard.barred_for(&address_key(core, address)))
+        .flatten();
+    let retry_after = match barred {
         Some(wait) => wait,
         None => {
             let poll = device_grants::poll(core, workspace, client, device_code).await?;
             if !matches!(poll, Poll::UnknownCode) {
                 return Ok(DeviceCodePoll::Answered(poll));
             }
-            match guard.unknown_code(&core.db, &key).await? {
+            match guard
+                .unknown_code(&core.db, &address_key(core, address))
+                .await?
+            {
                 Some(wait) => wait,
                 None => return Ok(DeviceCodePoll::Answered(poll)),
             }
