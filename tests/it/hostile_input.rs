@@ -385,3 +385,26 @@ async fn console_emails_with_control_characters_get_the_sign_in_form_back() {
         assert!(page.body.contains("control characters"), "{}", page.body);
     }
 }
+
+#[tokio::test]
+async fn console_paths_and_searches_with_control_characters_never_fail() {
+    let app = TestApp::spawn().await;
+    app.workspace("home", Changes::default()).await;
+    let console = Console::signed_in(&app).await;
+    for (path, expected) in [
+        ("/console/workspaces/ho%00me", StatusCode::NOT_FOUND),
+        (
+            "/console/workspaces/home/clients/tv%00app",
+            StatusCode::NOT_FOUND,
+        ),
+        ("/console/workspaces/home/users?q=al%00ice", StatusCode::OK),
+        ("/console/workspaces/home/devices?q=%00", StatusCode::OK),
+        (
+            "/console/audit?actor=ad%00min&action=cl%00ient",
+            StatusCode::OK,
+        ),
+    ] {
+        let page = console.get(path).await;
+        assert_eq!(page.status, expected, "{path}: {}", page.body);
+    }
+}

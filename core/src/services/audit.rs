@@ -172,7 +172,9 @@ pub async fn search(
                 .like(contains_pattern(actor)),
         );
     }
-    let action = filter.action.trim().trim_end_matches(['.', '*']);
+    // No action holds a control character, and PostgreSQL refuses a NUL in a comparison.
+    let action: String = filter.action.chars().filter(|c| !c.is_control()).collect();
+    let action = action.trim().trim_end_matches(['.', '*']);
     if !action.is_empty() {
         query = query.filter(
             audit_event::Column::Action

@@ -267,6 +267,10 @@ pub async fn find(
     db: &impl ConnectionTrait,
     client_id: &str,
 ) -> Result<Option<client::Model>, Error> {
+    // What cannot be a client_id names no client; PostgreSQL would refuse some of it (a NUL).
+    if ClientId::parse(client_id).is_err() {
+        return Ok(None);
+    }
     Ok(client::Entity::find()
         .filter(client::Column::ClientId.eq(client_id))
         .one(db)
@@ -383,6 +387,11 @@ pub async fn get_in_workspace(
     workspace_id: Uuid,
     client_id: &str,
 ) -> Result<client::Model, Error> {
+    if ClientId::parse(client_id).is_err() {
+        return Err(Error::NotFound(format!(
+            "no client {client_id:?} in this workspace"
+        )));
+    }
     client::Entity::find()
         .filter(client::Column::ClientId.eq(client_id))
         .filter(client::Column::WorkspaceId.eq(workspace_id))

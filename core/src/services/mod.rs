@@ -77,7 +77,8 @@ where
 /// literally (use with `ESCAPE '\'`).
 pub(crate) fn contains_pattern(needle: &str) -> sea_orm::sea_query::LikeExpr {
     let mut pattern = String::from("%");
-    for c in needle.to_lowercase().chars() {
+    // Nothing stored holds a control character, and PostgreSQL refuses a NUL in a pattern.
+    for c in needle.to_lowercase().chars().filter(|c| !c.is_control()) {
         if matches!(c, '%' | '_' | '\\') {
             pattern.push('\\');
         }

@@ -344,6 +344,10 @@ pub async fn find(
     db: &impl ConnectionTrait,
     slug: &str,
 ) -> Result<Option<workspace::Model>, Error> {
+    // What cannot be a slug names no workspace; PostgreSQL would refuse some of it (a NUL).
+    if Slug::parse(slug).is_err() {
+        return Ok(None);
+    }
     Ok(workspace::Entity::find()
         .filter(workspace::Column::Slug.eq(slug))
         .one(db)
