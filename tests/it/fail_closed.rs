@@ -228,93 +228,80 @@ async fn the_console_refuses_unbuilt_workspace_settings_beside_the_field() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }
 
+/// A workspace `home` with a public device client whose row an older version stored with
+/// `stored` applied (the services refuse such values now), and the user `alice`.
+async fn stored_client(
+    app: &TestApp,
+    stored: impl FnOnce(&mut client::ActiveModel),
+) -> (
+    workspace::Model,
+    client::Model,
+    vestibule_core::entities::user::Model,
+) {
+    let ws = app.workspace("home", workspaces::Changes::default()).await;
+    let (client_id, _) = app.client(&ws, true, &["device_code"], "openid").await;
+    let alice = app.user(&ws, "alice", "alice password").await;
+    let mut row = clients::find(&app.core.db, &client_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    stored(&mut row);
+    let row = row.update(&app.core.db).await.unwrap();
+    (ws, row, alice)
+}
+
+/// How alice's approval of a fresh device code of such a client ends.
+async fn approval_of_a_stored_client(stored: impl FnOnce(&mut client::ActiveModel)) -> Decided {
+    let app = TestApp::spawn().await;
+    let (ws, row, alice) = stored_client(&app, stored).await;
+    let started = device_grants::start(
+        &app.core,
+        &Workspace::parse(ws).unwrap(),
+        &Client::parse(row),
+        ScopeSet::parse("openid").unwrap(),
+        Origin {
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        },
+    )
+    .await
+    .unwrap();
+    decide_device_code(
+        &app.core,
+        started.user_code.as_str(),
+        &alice,
+        Decision::Approve,
+    )
+    .await
+}
+
 /// A client stored with `access = assigned` before the services refused it: nobody can be
 /// assigned yet, so nobody may approve it (it used to let everyone).
 #[tokio::test]
 async fn a_client_stored_with_access_assigned_lets_nobody_approve() {
-    let app = TestApp::spawn().await;
-    let ws = app.workspace("home", workspaces::Changes::default()).await;
-    let (client_id, _) = app.client(&ws, true, &["device_code"], "openid").await;
-    let alice = app.user(&ws, "alice", "alice password").await;
-    let mut stored = clients::find(&app.core.db, &client_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .into_active_model();
-    stored.access = Set("assigned".to_owned());
-    let stored = stored.update(&app.core.db).await.unwrap();
-    let started = device_grants::start(
-        &app.core,
-        &Workspace::parse(ws.clone()).unwrap(),
-        &Client::parse(stored),
-        ScopeSet::parse("openid").unwrap(),
-        Origin {
-            ip: Some("192.0.2.1".into()),
-            user_agent: None,
-        },
-    )
-    .await
-    .unwrap();
-    let decided = decide_device_code(
-        &app.core,
-        started.user_code.as_str(),
-        &alice,
-        Decision::Approve,
-    )
-    .await;
+    let decided = approval_of_a_stored_client(|c| c.access = Set("assigned".to_owned())).await;
     assert_eq!(decided, Decided::NoAccess);
 }
 
+/// Likewise `proximity = require`: networks are not compared for approval yet.
 #[tokio::test]
 async fn a_client_stored_with_proximity_require_lets_nobody_approve() {
-    let app = TestApp::spawn().await;
-    let ws = app.workspace("home", workspaces::Changes::default()).await;
-    let (client_id, _) = app.client(&ws, true, &["device_code"], "openid").await;
-    let alice = app.user(&ws, "alice", "alice password").await;
-    let mut stored = clients::find(&app.core.db, &client_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .into_active_model();
-    stored.proximity = Set("require".to_owned());
-    let stored = stored.update(&app.core.db).await.unwrap();
-    let started = device_grants::start(
-        &app.core,
-        &Workspace::parse(ws.clone()).unwrap(),
-        &Client::parse(stored),
-        ScopeSet::parse("openid").unwrap(),
-        Origin {
-            ip: Some("192.0.2.1".into()),
-            user_agent: None,
-        },
-    )
-    .await
-    .unwrap();
-    let decided = decide_device_code(
-        &app.core,
-        started.user_code.as_str(),
-        &alice,
-        Decision::Approve,
-    )
-    .await;
+    let decided = approval_of_a_stored_client(|c| c.proximity = Set("require".to_owned())).await;
     assert_eq!(decided, Decided::NoAccess);
 }
 
+/// Likewise trusted networks: the client cannot start device authorizations at all.
 #[tokio::test]
 async fn a_client_stored_with_device_networks_cannot_start_device_authorizations() {
     let app = TestApp::spawn().await;
-    let ws = app.workspace("home", workspaces::Changes::default()).await;
-    let (client_id, _) = app.client(&ws, true, &["device_code"], "openid").await;
-    let mut stored = clients::find(&app.core.db, &client_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .into_active_model();
-    stored.device_networks = Set("10.0.0.0/8".to_owned());
-    stored.update(&app.core.db).await.unwrap();
+    let (_, row, _) = stored_client(&app, |c| {
+        c.device_networks = Set("10.0.0.0/8".to_owned());
+    })
+    .await;
     let response = reqwest::Client::new()
         .post(format!("{}/w/home/device_authorization", app.address))
-        .form(&[("client_id", client_id.as_str()), ("scope", "openid")])
+        .form(&[("client_id", row.client_id.as_str()), ("scope", "openid")])
         .send()
         .await
         .unwrap();
