@@ -139,7 +139,8 @@ async fn grants_survive_sigkill_at_random_moments() {
 
     let world = lock(&world);
     println!(
-        "crash: {kills} kills ({cut_kills} cut requests in flight) in {:.1} s, seed {seed}\n\
+        "crash: {kills} kills ({cut_kills} of them cut requests in flight) in {:.1} s, seed \
+         {seed}\n\
          crash: grants {}\n\
          crash: {} devices known to the driver; {} token responses, {} refreshes, {} decisions \
          confirmed ({} denials); {} redemptions lost in flight; {} requests cut in all",
