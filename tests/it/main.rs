@@ -14,6 +14,7 @@ mod cli;
 mod config;
 mod console;
 mod console_devices;
+mod crash;
 mod device_flow;
 mod fail_closed;
 mod hostile_input;
