@@ -66,25 +66,38 @@ impl MasterKey {
             })
     }
 
+    /// Writes a new key to a private temporary file beside `path`, syncs it, and links it into
+    /// place: `master.key` appears whole or not at all, even when the process is killed while
+    /// creating it. When another process linked its key first, that key is used.
     fn create_file(path: &Path) -> Result<Self, Error> {
         use std::os::unix::fs::OpenOptionsExt as _;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::internal_from(format!("cannot create {}", dir.display()), e))?;
-        }
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal_from(format!("cannot create {}", dir.display()), e))?;
         let key: [u8; 32] = random_bytes();
-        let created = std::fs::OpenOptions::new()
+        let suffix: [u8; 8] = random_bytes();
+        let temporary = dir.join(format!(
+            ".master.key.{}.tmp",
+            URL_SAFE_NO_PAD.encode(suffix)
+        ));
+        let written = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(path);
-        match created {
-            Ok(mut file) => {
-                writeln!(file, "{}", STANDARD.encode(key))
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| {
-                        Error::internal_from(format!("cannot write {}", path.display()), e)
-                    })?;
+            .open(&temporary)
+            .and_then(|mut file| {
+                writeln!(file, "{}", STANDARD.encode(key))?;
+                file.sync_all()
+            })
+            .and_then(|()| std::fs::hard_link(&temporary, path));
+        // The temporary name is only a way in; whatever happened, it goes.
+        let _ = std::fs::remove_file(&temporary);
+        match written {
+            Ok(()) => {
+                // The new name is durable once the directory is.
+                if let Ok(d) = std::fs::File::open(dir) {
+                    let _ = d.sync_all();
+                }
                 tracing::info!(path = %path.display(), "created a new master key");
                 Ok(Self(key))
             }
@@ -340,6 +353,39 @@ pub mod password {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_first_starts_agree_on_one_whole_key_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
+            let starts: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| MasterKey::load_or_create(None, &data).map(|k| k.0)))
+                .collect();
+            starts
+                .into_iter()
+                .map(|t| t.join().expect("no panic").expect("a key"))
+                .collect()
+        });
+        assert!(
+            keys.iter().all(|k| *k == keys[0]),
+            "one key for every start"
+        );
+        let path = MasterKey::file_path(&data);
+        let text = std::fs::read_to_string(&path).expect("key file");
+        assert_eq!(STANDARD.decode(text.trim()).expect("base64"), keys[0]);
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(&data)
+            .expect("data dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["master.key"], "no temporary file is left behind");
+    }
 
     fn keyring() -> Keyring {
         Keyring::new(&MasterKey::from_bytes([7; 32])).unwrap()
