@@ -18,5 +18,6 @@ mod device_flow;
 mod fail_closed;
 mod hostile_input;
 mod lifecycle;
+mod outage;
 mod server;
 mod token_lifecycle;
