@@ -25,10 +25,18 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const PASSWORD: &str = "correct horse battery";
 /// `database.acquire_timeout` of the in-suite instances.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
-/// The longest a request may take while the database is away: the acquire timeout plus room
-/// for a loaded machine. A correctness bound (requests must not hang), not a speed figure;
-/// before the fix a request waited 10 s for the pool.
+/// Room for a loaded machine on top of the longest a request may wait for the database while it
+/// is away (see [`bound`]). A correctness bound (requests must not hang), not a speed figure;
+/// before the fix a request waited 10 s for the pool, then failed.
 const SLACK: Duration = Duration::from_secs(3);
+
+/// The longest a request may take while the database is away, with `acquire` as the acquire
+/// timeout: it waits once for its workspace or client record when their cache just expired
+/// (then the last known ones stand in, and the next requests do not wait for them), and once
+/// for its own work.
+fn bound(acquire: Duration) -> Duration {
+    2 * acquire + SLACK
+}
 /// A little more than the fixtures' 1-second polling interval.
 const INTERVAL: Duration = Duration::from_millis(1100);
 
@@ -116,7 +124,7 @@ impl Answer {
         assert_eq!(self.status, 503, "{what}: {self:?}");
         assert!(self.retry_after, "{what}: Retry-After: {self:?}");
         assert!(
-            self.took < ACQUIRE_TIMEOUT + SLACK,
+            self.took < bound(ACQUIRE_TIMEOUT),
             "{what} took {:?}",
             self.took
         );
@@ -682,8 +690,10 @@ impl Load {
                 )
                 .await;
         }
-        if step.status != 303 || location(&step) != "/activate/consent" {
-            return false;
+        match (step.status, location(&step)) {
+            (303, "/activate/done") => return true,
+            (303, "/activate/consent") => {}
+            _ => return false,
         }
         let consent = self
             .timed(Kind::ActivatePage, get(http, app.url("/activate/consent")))
@@ -705,7 +715,7 @@ impl Load {
                 ),
             )
             .await;
-        done.status == 200
+        done.status == 303 && location(&done) == "/activate/done"
     }
 
     async fn redemptions(self: Arc<Self>) {
@@ -877,11 +887,12 @@ async fn postgres_stopped_under_load() {
         );
     }
 
-    let slowest = samples.iter().map(|s| s.answer.took).max().unwrap();
+    let slowest = samples.iter().max_by_key(|s| s.answer.took).unwrap();
     assert!(
-        slowest < acquire + SLACK,
-        "a request took {slowest:?} (bound {:?})",
-        acquire + SLACK
+        slowest.answer.took < bound(acquire),
+        "a request took longer than {:?} ({:?}): {slowest:?}",
+        bound(acquire),
+        log.phase(slowest)
     );
     for sample in samples.iter() {
         let a = &sample.answer;
