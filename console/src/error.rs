@@ -25,6 +25,9 @@ pub enum ConsoleError {
     /// Too many failed sign-ins for this account or address.
     #[error("too many failed sign-ins")]
     Throttled { retry_after: Duration },
+    /// The database is unavailable: 503 with `Retry-After`, a page that says to come back.
+    #[error(transparent)]
+    Unavailable(vestibule_core::Error),
     /// A failure that is ours, not the admin's, with its causes. Logged; the page says nothing
     /// of it.
     #[error(transparent)]
@@ -39,6 +42,7 @@ impl From<vestibule_core::Error> for ConsoleError {
     fn from(e: vestibule_core::Error) -> Self {
         match e {
             vestibule_core::Error::NotFound(_) => Self::NotFound,
+            other if other.retry_after().is_some() => Self::Unavailable(other),
             other => Self::Internal(other),
         }
     }
@@ -73,6 +77,13 @@ impl ConsoleError {
                     retry_after.as_secs().div_ceil(60).max(1)
                 )),
             ),
+            Self::Unavailable(_) => (
+                "Temporarily unavailable",
+                Cow::Borrowed(
+                    "The console cannot reach its database right now. Nothing was changed — \
+                     try again in a moment.",
+                ),
+            ),
             Self::SignInRequired | Self::Internal(_) | Self::Web(_) => (
                 "Something went wrong",
                 Cow::Borrowed("Something went wrong on our side. Please try again in a moment."),
@@ -94,6 +105,7 @@ impl ResponseError for ConsoleError {
             Self::BadForm(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) | Self::Web(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -101,6 +113,9 @@ impl ResponseError for ConsoleError {
     fn error_response(&self) -> HttpResponse {
         match self {
             Self::SignInRequired => return html::see_other(crate::LOGIN_PATH),
+            Self::Unavailable(e) => {
+                tracing::warn!(error = %e.report(), "/console: database unavailable")
+            }
             Self::Internal(e) => tracing::error!(error = %e.report(), "/console failed"),
             Self::Web(e) => tracing::error!(error = %e, "/console failed"),
             Self::Csrf => {
@@ -111,8 +126,14 @@ impl ResponseError for ConsoleError {
         }
         let mut response =
             html::problem_page(self.status_code(), "console/problem.html", &self.problem());
-        if let Self::Throttled { retry_after } = self {
-            html::retry_after(&mut response, *retry_after);
+        match self {
+            Self::Throttled { retry_after } => html::retry_after(&mut response, *retry_after),
+            Self::Unavailable(e) => {
+                if let Some(wait) = e.retry_after() {
+                    html::retry_after(&mut response, wait);
+                }
+            }
+            _ => {}
         }
         response
     }

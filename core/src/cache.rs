@@ -1,6 +1,11 @@
 //! Short-lived read caches for the hot paths (polling looks up its workspace and client on
 //! every request). Entries live [`TTL`] at most, so a change made by another instance, the CLI
 //! or the console is seen within that time; changes made in this process invalidate at once.
+//! While the database is unavailable, a record read within [`LAST_KNOWN_FOR`] stands in for
+//! the one that cannot be read, so that what needs nothing else from the database (a pending
+//! poll answered from memory) keeps being answered, and for [`PROBE_EVERY`] after a lookup found
+//! the database unavailable it stands in without waiting for the database again: a request
+//! then waits for the database once, for its own work, not once more per record it reads.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -16,6 +21,12 @@ use crate::types::{ClientId, Slug};
 
 /// How long a cached record is trusted (SPEC §1: changes take effect within 5 seconds).
 pub const TTL: Duration = Duration::from_secs(4);
+/// How old a cached record may be to stand in while the database is unavailable: what it lets
+/// through without the database is a pending poll's answer, never a token or a change.
+pub const LAST_KNOWN_FOR: Duration = Duration::from_secs(10 * 60);
+/// How long after a lookup found the database unavailable the last known records are used
+/// without asking it again.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// A map whose entries expire and which never holds more than its capacity: anyone on the
 /// network can make the protocol endpoints look up names that do not exist, and each answer
@@ -55,6 +66,19 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         let map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(key)
             .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// The entry cached less than `age` ago, even when it is past the cache's TTL.
+    #[must_use]
+    pub fn get_within<Q>(&self, key: &Q, age: Duration) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(key)
+            .filter(|(at, _)| at.elapsed() < age)
             .map(|(_, v)| v.clone())
     }
 
@@ -115,6 +139,8 @@ pub struct Records {
     absent_workspaces: TtlCache<String, ()>,
     clients: TtlCache<String, Arc<Client>>,
     absent_clients: TtlCache<String, ()>,
+    /// When a lookup last found the database unavailable, until one finds it back.
+    unavailable_at: Mutex<Option<Instant>>,
 }
 
 /// How many names known not to exist each instance remembers, per kind.
@@ -127,6 +153,7 @@ impl Default for Records {
             absent_workspaces: TtlCache::bounded(TTL, ABSENT_CAPACITY),
             clients: TtlCache::new(TTL),
             absent_clients: TtlCache::bounded(TTL, ABSENT_CAPACITY),
+            unavailable_at: Mutex::new(None),
         }
     }
 }
@@ -151,11 +178,14 @@ impl Records {
         if self.absent_workspaces.get(slug).is_some() {
             return Ok(None);
         }
-        let found = workspaces::find(db, slug)
-            .await?
-            .map(Workspace::parse)
-            .transpose()?
-            .map(Arc::new);
+        if let Some(last) = self.while_unavailable(&self.workspaces, slug) {
+            return Ok(Some(last));
+        }
+        let found = match workspaces::find(db, slug).await {
+            Ok(found) => found.map(Workspace::parse).transpose()?.map(Arc::new),
+            Err(e) => return self.last_known(&self.workspaces, slug, e).map(Some),
+        };
+        self.available();
         remember(
             &self.workspaces,
             &self.absent_workspaces,
@@ -184,9 +214,14 @@ impl Records {
         if self.absent_clients.get(client_id).is_some() {
             return Ok(None);
         }
-        let found = clients::find(db, client_id)
-            .await?
-            .map(|c| Arc::new(Client::parse(c)));
+        if let Some(last) = self.while_unavailable(&self.clients, client_id) {
+            return Ok(Some(last));
+        }
+        let found = match clients::find(db, client_id).await {
+            Ok(found) => found.map(|c| Arc::new(Client::parse(c))),
+            Err(e) => return self.last_known(&self.clients, client_id, e).map(Some),
+        };
+        self.available();
         remember(
             &self.clients,
             &self.absent_clients,
@@ -208,6 +243,47 @@ impl Records {
         let client_id = client_id.to_owned();
         self.clients.remove(&client_id);
         self.absent_clients.remove(&client_id);
+    }
+}
+
+impl Records {
+    fn unavailable_at(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.unavailable_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The last known record for `name`, when a lookup found the database unavailable less
+    /// than [`PROBE_EVERY`] ago (then it is not asked again).
+    fn while_unavailable<V: Clone>(&self, cache: &TtlCache<String, V>, name: &str) -> Option<V> {
+        let away = self
+            .unavailable_at()
+            .is_some_and(|at| at.elapsed() < PROBE_EVERY);
+        away.then(|| cache.get_within(name, LAST_KNOWN_FOR))
+            .flatten()
+    }
+
+    /// The record last read for `name` when `err` says the database is unavailable (and the
+    /// record is recent enough), else `err`. Only records stand in: a name last found absent
+    /// is not assumed absent still.
+    fn last_known<V: Clone>(
+        &self,
+        cache: &TtlCache<String, V>,
+        name: &str,
+        err: Error,
+    ) -> Result<V, Error> {
+        match err {
+            Error::Unavailable(_) => {
+                *self.unavailable_at() = Some(Instant::now());
+                cache.get_within(name, LAST_KNOWN_FOR).ok_or(err)
+            }
+            other => Err(other),
+        }
+    }
+
+    /// A lookup reached the database.
+    fn available(&self) {
+        *self.unavailable_at() = None;
     }
 }
 
@@ -253,6 +329,39 @@ mod tests {
         // Replacing a held key evicts nothing.
         cache.insert(99, 0);
         assert_eq!(cache.get(&98), Some(98));
+    }
+
+    #[test]
+    fn a_recent_record_stands_in_only_while_the_database_is_unavailable() {
+        let records = Records::default();
+        let cache = TtlCache::new(Duration::ZERO);
+        cache.insert("tv".to_owned(), 1);
+        assert_eq!(cache.get("tv"), None, "past its TTL");
+        assert_eq!(records.while_unavailable(&cache, "tv"), None, "not yet");
+        let unavailable = || {
+            Error::from(sea_orm::DbErr::ConnectionAcquire(
+                sea_orm::ConnAcquireErr::Timeout,
+            ))
+        };
+        assert_eq!(records.last_known(&cache, "tv", unavailable()).unwrap(), 1);
+        assert_eq!(
+            records.while_unavailable(&cache, "tv"),
+            Some(1),
+            "the next lookup does not wait for the database again"
+        );
+        assert!(matches!(
+            records.last_known(&cache, "radio", unavailable()),
+            Err(Error::Unavailable(_))
+        ));
+        assert_eq!(records.while_unavailable(&cache, "radio"), None);
+        records.available();
+        assert_eq!(records.while_unavailable(&cache, "tv"), None, "back");
+        let broken = Error::from(sea_orm::DbErr::Custom("bad row".into()));
+        assert!(matches!(
+            records.last_known(&cache, "tv", broken),
+            Err(Error::Database(_))
+        ));
+        assert_eq!(cache.get_within("tv", Duration::ZERO), None, "too old");
     }
 
     #[tokio::test]

@@ -98,6 +98,9 @@ pub struct DatabaseSettings {
     pub url: String,
     pub backend: Backend,
     pub max_connections: u32,
+    /// The longest a request waits for the database (a free connection, PostgreSQL's connect
+    /// included, or SQLite's write lock) before it is answered 503 with `Retry-After`.
+    pub acquire_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -185,6 +188,7 @@ impl fmt::Debug for BootstrapSettings {
 const DEFAULTS: &[(&str, &str)] = &[
     ("server.bind", "127.0.0.1:8080"),
     ("server.data_dir", "data"),
+    ("database.acquire_timeout", "2"),
     ("security.user_code_max_failures", "10"),
     ("security.user_code_failure_window", "300"),
     ("security.device_authorization_limit", "30"),
@@ -309,6 +313,11 @@ impl Settings {
             url,
             backend,
             max_connections,
+            acquire_timeout: std::time::Duration::from_secs(r.ranged(
+                "database.acquire_timeout",
+                1,
+                60,
+            )?),
         };
 
         let master_key = r
@@ -584,6 +593,7 @@ mod tests {
         assert_eq!(s.server.public_url, "http://127.0.0.1:8080");
         assert_eq!(s.database.backend, Backend::Sqlite);
         assert_eq!(s.database.url, "sqlite://data/vestibule.db?mode=rwc");
+        assert_eq!(s.database.acquire_timeout.as_secs(), 2);
         assert_eq!(s.security.user_code_max_failures, 10);
         assert_eq!(s.security.user_code_failure_window, 300);
         assert_eq!(s.security.key_cache_ttl, 5);
@@ -669,6 +679,16 @@ mod tests {
                 "VESTIBULE__DATABASE__MAX_CONNECTIONS",
                 "0",
                 "database.max_connections",
+            ),
+            (
+                "VESTIBULE__DATABASE__ACQUIRE_TIMEOUT",
+                "0",
+                "database.acquire_timeout",
+            ),
+            (
+                "VESTIBULE__DATABASE__ACQUIRE_TIMEOUT",
+                "61",
+                "database.acquire_timeout",
             ),
             (
                 "VESTIBULE__SECURITY__MASTER_KEY",

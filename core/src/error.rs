@@ -2,6 +2,7 @@
 //! maps it to its own form in one place.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Any error a failure can be traced back to.
 pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -27,8 +28,12 @@ pub enum Error {
     /// A protocol request the server declines (the client's to fix or to live with).
     #[error(transparent)]
     Refused(#[from] crate::oauth::Refusal),
+    /// The database cannot serve right now (see [`crate::db::is_unavailable`]): the same
+    /// request may succeed later, so surfaces answer 503 with `Retry-After`.
+    #[error("database unavailable")]
+    Unavailable(#[source] sea_orm::DbErr),
     #[error("database error")]
-    Database(#[from] sea_orm::DbErr),
+    Database(#[source] sea_orm::DbErr),
     /// A failure the caller cannot fix: what was being done, and why it failed when a lower
     /// layer said so (read the whole chain with [`Error::report`]).
     #[error("{context}")]
@@ -37,6 +42,20 @@ pub enum Error {
         #[source]
         source: Option<Source>,
     },
+}
+
+/// How long a client is asked to wait before retrying while the database is unavailable.
+pub const RETRY_UNAVAILABLE_AFTER: Duration = Duration::from_secs(5);
+
+/// Every database error is classified here, once: unavailable, or a failure of ours.
+impl From<sea_orm::DbErr> for Error {
+    fn from(e: sea_orm::DbErr) -> Self {
+        if crate::db::is_unavailable(&e) {
+            Self::Unavailable(e)
+        } else {
+            Self::Database(e)
+        }
+    }
 }
 
 impl Error {
@@ -86,6 +105,13 @@ impl Error {
             self,
             Self::Invalid { .. } | Self::Conflict { .. } | Self::NotFound(_)
         )
+    }
+
+    /// When the caller should try again, if this failure is temporary (the database is
+    /// unavailable).
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        matches!(self, Self::Unavailable(_)).then_some(RETRY_UNAVAILABLE_AFTER)
     }
 
     /// This error with every cause under it, for logs and the terminal.

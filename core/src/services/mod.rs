@@ -35,7 +35,7 @@ use crate::error::Error;
 pub(crate) fn map_unique(err: DbErr, field: &'static str, message: impl Into<String>) -> Error {
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => Error::conflict(field, message),
-        _ => Error::Database(err),
+        _ => err.into(),
     }
 }
 

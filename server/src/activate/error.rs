@@ -36,14 +36,27 @@ pub enum ActivateError {
         what: Throttled,
         retry_after: Duration,
     },
+    /// The database is unavailable: 503 with `Retry-After`, a page that says to come back.
+    #[error(transparent)]
+    Unavailable(vestibule_core::Error),
     /// A failure that is ours, not the user's, with its causes. Logged; the page says nothing
     /// of it.
     #[error(transparent)]
-    Internal(#[from] vestibule_core::Error),
+    Internal(vestibule_core::Error),
     /// The web layer could not render a page or write the session. Logged; the page says
     /// nothing of it.
     #[error(transparent)]
     Web(#[from] vestibule_web::WebError),
+}
+
+impl From<vestibule_core::Error> for ActivateError {
+    fn from(e: vestibule_core::Error) -> Self {
+        if e.retry_after().is_some() {
+            Self::Unavailable(e)
+        } else {
+            Self::Internal(e)
+        }
+    }
 }
 
 /// What was attempted too often.
@@ -132,6 +145,14 @@ impl ActivateError {
                     },
                 }
             }
+            Self::Unavailable(_) => Problem {
+                title: "Temporarily unavailable",
+                message: Cow::Borrowed(
+                    "We cannot handle this right now. Nothing was lost — please try again in a \
+                     moment.",
+                ),
+                next: None,
+            },
             Self::NoCodeInProgress | Self::Internal(_) | Self::Web(_) => Problem {
                 title: "Something went wrong",
                 message: Cow::Borrowed(
@@ -153,6 +174,7 @@ impl ResponseError for ActivateError {
             Self::CodeUsed => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) | Self::Web(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -160,6 +182,9 @@ impl ResponseError for ActivateError {
     fn error_response(&self) -> HttpResponse {
         match self {
             Self::NoCodeInProgress => return html::see_other(super::ENTRY_PATH),
+            Self::Unavailable(e) => {
+                tracing::warn!(error = %e.report(), "/activate: database unavailable")
+            }
             Self::Internal(e) => tracing::error!(error = %e.report(), "/activate failed"),
             Self::Web(e) => tracing::error!(error = %e, "/activate failed"),
             Self::Csrf => {
@@ -170,8 +195,14 @@ impl ResponseError for ActivateError {
         }
         let mut page =
             html::problem_page(self.status_code(), "activate/problem.html", &self.problem());
-        if let Self::Throttled { retry_after, .. } = self {
-            html::retry_after(&mut page, *retry_after);
+        match self {
+            Self::Throttled { retry_after, .. } => html::retry_after(&mut page, *retry_after),
+            Self::Unavailable(e) => {
+                if let Some(wait) = e.retry_after() {
+                    html::retry_after(&mut page, wait);
+                }
+            }
+            _ => {}
         }
         page
     }

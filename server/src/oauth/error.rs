@@ -1,7 +1,8 @@
 //! The protocol endpoints' errors: OAuth error codes (RFC 6749 §5.2, RFC 8628 §3.5, RFC 6750
 //! §3.1), the one mapping from domain errors to them, and the one mapping from them to HTTP:
 //! RFC 6749 §5.2 JSON, `invalid_client` as 401 with `WWW-Authenticate: Basic`, RFC 6750 §3
-//! challenges for protected resources (userinfo), and `Cache-Control: no-store` always. Every
+//! challenges for protected resources (userinfo), `temporarily_unavailable` as 503 with
+//! `Retry-After` while the database is unavailable, and `Cache-Control: no-store` always. Every
 //! `error_description` leaves here within RFC 6749 §5.2's character set, whatever it echoes.
 
 use std::fmt;
@@ -29,6 +30,9 @@ pub enum ErrorCode {
     /// RFC 6750 §3.1: a valid bearer token without the scope the resource needs.
     InsufficientScope,
     ServerError,
+    /// RFC 6749 §4.1.2.1: the server cannot handle the request now (the database is
+    /// unavailable); answered 503 with `Retry-After`.
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -48,6 +52,7 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -122,13 +127,21 @@ impl From<Refusal> for OAuthError {
 }
 
 /// The one mapping of domain errors for the protocol endpoints: refusals keep their code and
-/// text, invalid input is `invalid_request`, and anything else is `server_error` without
-/// details (logged here instead, with its causes).
+/// text, invalid input is `invalid_request`, an unavailable database is
+/// `temporarily_unavailable`, and anything else is `server_error` without details (logged here
+/// instead, with its causes).
 impl From<vestibule_core::Error> for OAuthError {
     fn from(e: vestibule_core::Error) -> Self {
         match e {
             vestibule_core::Error::Refused(refusal) => refusal.into(),
             vestibule_core::Error::Invalid { message, .. } => Self::invalid_request(message),
+            unavailable @ vestibule_core::Error::Unavailable(_) => {
+                tracing::warn!(error = %unavailable.report(), "OAuth endpoint: database unavailable");
+                Self::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the server cannot handle the request right now; try again later",
+                )
+            }
             other => {
                 tracing::error!(error = %other.report(), "internal error in an OAuth endpoint");
                 Self::new(
@@ -194,6 +207,7 @@ impl ResponseError for OAuthResponse {
                 ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
                 ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
                 ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,
             },
         }
@@ -230,8 +244,18 @@ impl ResponseError for OAuthResponse {
             Self::OAuth(e) | Self::Bearer(Some(e)) => (e.code, e.description.clone()),
         };
         let description = describable(&description);
+        let ours = matches!(
+            code,
+            ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable
+        );
+        if code == ErrorCode::TemporarilyUnavailable {
+            res.insert_header((
+                RETRY_AFTER,
+                vestibule_core::error::RETRY_UNAVAILABLE_AFTER.as_secs(),
+            ));
+        }
         match self {
-            Self::Bearer(Some(_)) if code != ErrorCode::ServerError => {
+            Self::Bearer(Some(_)) if !ours => {
                 res.insert_header((
                     WWW_AUTHENTICATE,
                     format!(
@@ -322,6 +346,26 @@ mod tests {
         );
         let grant = OAuthResponse::OAuth(OAuthError::invalid_grant("x")).error_response();
         assert_eq!(challenge(&grant), None);
+    }
+
+    #[test]
+    fn an_unavailable_database_is_503_temporarily_unavailable_with_retry_after() {
+        let lost = sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout);
+        let e = OAuthResponse::from(vestibule_core::Error::from(lost));
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let res = e.error_response();
+        assert_eq!(res.headers().get(RETRY_AFTER).unwrap(), "5");
+        assert_eq!(challenge(&res), None);
+        let bearer = OAuthResponse::bearer(vestibule_core::Error::from(
+            sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout),
+        ))
+        .error_response();
+        assert_eq!(bearer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(challenge(&bearer), None, "an outage is no bearer challenge");
+        let other = OAuthResponse::from(vestibule_core::Error::from(sea_orm::DbErr::Custom(
+            "bad row".into(),
+        )));
+        assert_eq!(other.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

@@ -366,8 +366,8 @@ impl Poll {
 }
 
 /// One poll of the token endpoint by an authenticated client. A pending poll is answered from
-/// this instance's memory when it knows the grant (see [`GrantStore`]), else it reads one
-/// row; it never writes.
+/// this instance's memory when it knows the grant (see [`GrantStore`]), so also while the
+/// database is unavailable; else it reads one row; it never writes.
 ///
 /// # Errors
 /// On a database failure.
@@ -409,7 +409,7 @@ async fn answer_poll(
                 // A burst of too-fast polls is worth an audit line, not one per poll: the 1st,
                 // 10th, 100th… slow_down of a grant (as this instance counts them) are recorded.
                 if is_power_of_ten(slow_downs) {
-                    audit::record(
+                    let recorded = audit::record(
                         &core.db,
                         audit::Event {
                             actor: &Actor::Client(client.client_id.clone()),
@@ -420,7 +420,17 @@ async fn answer_poll(
                             ip: None,
                         },
                     )
-                    .await?;
+                    .await;
+                    // While the database is unavailable the sample is lost, not the answer: a
+                    // pending poll needs no database.
+                    match recorded {
+                        Err(Error::Unavailable(e)) => tracing::warn!(
+                            %grant,
+                            error = %e,
+                            "slow_down not audited: the database is unavailable"
+                        ),
+                        other => other?,
+                    }
                 }
                 Poll::SlowDown { interval }
             }
