@@ -82,4 +82,54 @@ mod tests {
             ip("10.0.0.2")
         );
     }
+
+    fn any_ip() -> impl proptest::strategy::Strategy<Value = IpAddr> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever `X-Forwarded-For` holds, the address is the peer or one named there that is
+        /// not a trusted proxy; an untrusted peer is never overridden.
+        #[test]
+        fn forwarded_for_never_names_a_trusted_or_unnamed_address(
+            peer in proptest::sample::select(vec!["10.0.0.2", "203.0.113.9", "::1"]),
+            forwarded in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::arbitrary::any::<String>(),
+                    "((10|198|203)\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|[0-9a-f:]{2,12})( ?, ?)?",
+                ],
+                0..4,
+            ),
+        ) {
+            let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+            let peer: IpAddr = peer.parse().unwrap();
+            let found = client_address(peer, forwarded.iter().map(String::as_str), &trusted);
+            if found != peer {
+                proptest::prop_assert!(trusted[0].contains(&peer));
+                proptest::prop_assert!(!trusted[0].contains(&found));
+                let named = forwarded
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .any(|s| s.trim().parse() == Ok(found));
+                proptest::prop_assert!(named, "{found} in {forwarded:?}");
+            }
+        }
+
+        /// Every address has a budget key, and addresses of one IPv6 network share it.
+        #[test]
+        fn budget_keys_group_ipv6_networks(a in any_ip(), b in any_ip(), prefix in 0u8..=255) {
+            let key = budget_key(a, prefix);
+            proptest::prop_assert!(!key.is_empty());
+            if let (IpAddr::V6(a6), IpAddr::V6(b6)) = (a.to_canonical(), b.to_canonical()) {
+                let bits = u32::from(prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                let same_network = u128::from(a6) & mask == u128::from(b6) & mask;
+                proptest::prop_assert_eq!(same_network, key == budget_key(b, prefix));
+            }
+        }
+    }
 }

@@ -883,3 +883,6 @@ mod user_code_tests {
         assert!(seen.values().all(|n| (100..300).contains(n)), "{seen:?}");
     }
 }
+
+#[cfg(test)]
+mod properties;

@@ -408,3 +408,6 @@ async fn console_paths_and_searches_with_control_characters_never_fail() {
         assert_eq!(page.status, expected, "{path}: {}", page.body);
     }
 }
+
+mod corpus;
+mod raw;

@@ -564,3 +564,39 @@ pub async fn delete(
     core.records.forget_client(&current.client_id);
     Ok(current)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a line of `device_networks` holds, it is a network or a field error, and a
+        /// network reads back as itself.
+        #[test]
+        fn device_networks_read_back_as_themselves(line in prop_oneof![
+            any::<String>(),
+            "[ \t]?[0-9a-f.:]{1,20}(/[0-9]{1,4})?[ \t]?",
+        ]) {
+            if let Ok(net) = parse_device_network(&line) {
+                prop_assert_eq!(parse_device_network(&net.to_string()).unwrap(), net);
+            }
+        }
+
+        #[test]
+        fn every_network_parses(addr in any::<[u8; 16]>(), v4 in any::<bool>(), prefix in 0u8..=128) {
+            let net = if v4 {
+                let octets = [addr[0], addr[1], addr[2], addr[3]];
+                IpNet::new(std::net::Ipv4Addr::from(octets).into(), prefix % 33)
+            } else {
+                IpNet::new(std::net::Ipv6Addr::from(addr).into(), prefix)
+            }
+            .unwrap();
+            prop_assert_eq!(parse_device_network(&format!(" {net}\t")).unwrap(), net);
+            prop_assert_eq!(
+                parse_device_network(&net.addr().to_string()).unwrap().prefix_len(),
+                net.max_prefix_len()
+            );
+        }
+    }
+}

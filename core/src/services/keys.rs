@@ -331,3 +331,23 @@ fn encoding_key(pkcs8: &[u8]) -> Result<EncodingKey, Error> {
     EncodingKey::from_rsa_pem(pem.as_bytes())
         .map_err(|e| Error::internal_from("cannot load signing key", e))
 }
+
+/// A fresh key as [`create`] makes one, without a database: the signing key and the verifier
+/// its published JWK gives.
+#[cfg(test)]
+pub(crate) fn unsaved(kid: &str) -> (SigningKey, DecodingKey) {
+    let pkcs8 = KeyPair::generate(KeySize::Rsa2048)
+        .and_then(|k| k.as_der())
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    let encoding = encoding_key(&pkcs8).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some(kid.to_owned());
+    let verifier = DecodingKey::from_jwk(&jwk).unwrap();
+    let key = SigningKey {
+        kid: kid.to_owned(),
+        encoding,
+    };
+    (key, verifier)
+}

@@ -404,4 +404,47 @@ mod tests {
         assert_eq!(internal.code, ErrorCode::ServerError);
         assert!(!internal.description.contains("signing key"));
     }
+
+    const CODES: [ErrorCode; 13] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::InvalidClient,
+        ErrorCode::InvalidGrant,
+        ErrorCode::UnauthorizedClient,
+        ErrorCode::UnsupportedGrantType,
+        ErrorCode::InvalidScope,
+        ErrorCode::AuthorizationPending,
+        ErrorCode::SlowDown,
+        ErrorCode::AccessDenied,
+        ErrorCode::ExpiredToken,
+        ErrorCode::InvalidToken,
+        ErrorCode::InsufficientScope,
+        ErrorCode::ServerError,
+    ];
+
+    proptest::proptest! {
+        /// Whatever a description echoes, the response is the error it stands for (a header
+        /// value the description spoiled would turn it into a 500) and its description keeps
+        /// to the character set, in the body and in the challenge.
+        #[test]
+        fn any_description_makes_a_well_formed_response(
+            code in proptest::sample::select(CODES.to_vec()),
+            description in proptest::arbitrary::any::<String>(),
+            bearer in proptest::arbitrary::any::<bool>(),
+        ) {
+            let error = OAuthError::new(code, description);
+            let response = if bearer { OAuthResponse::bearer(error) } else { OAuthResponse::OAuth(error) };
+            let res = response.error_response();
+            proptest::prop_assert_eq!(res.status(), response.status_code());
+            let allowed = |s: &str| s.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e));
+            if let Some(challenge) = challenge(&res) {
+                let described = challenge.split("error_description=\"").nth(1).unwrap_or("\"");
+                proptest::prop_assert!(allowed(described.strip_suffix('"').unwrap()), "{challenge}");
+            }
+            let body = actix_web::body::to_bytes(res.into_body());
+            let body = actix_web::rt::System::new().block_on(body).unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            proptest::prop_assert_eq!(json["error"].as_str(), Some(code.as_str()));
+            proptest::prop_assert!(allowed(json["error_description"].as_str().unwrap()));
+        }
+    }
 }

@@ -62,3 +62,78 @@ fn bearer_token(req: &HttpRequest, body: &[u8]) -> Result<String, OAuthResponse>
         (None, None) => Err(OAuthResponse::Bearer(None)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const FORM: &str = "application/x-www-form-urlencoded";
+
+    /// `Bearer` in any case.
+    fn bearer_scheme() -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<bool>(), 6).prop_map(|upper| {
+            "bearer"
+                .chars()
+                .zip(upper)
+                .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
+                .collect()
+        })
+    }
+
+    /// RFC 6750 §2.1's `b64token`.
+    const B64TOKEN: &str = "[A-Za-z0-9._~+/-]+=*";
+
+    fn token_of(authorization: Option<&str>, body: Option<&str>) -> Result<String, OAuthResponse> {
+        let mut req = TestRequest::post();
+        if let Some(value) = authorization {
+            req = req.insert_header((AUTHORIZATION, value));
+        }
+        if body.is_some() {
+            req = req.insert_header((CONTENT_TYPE, FORM));
+        }
+        bearer_token(&req.to_http_request(), body.unwrap_or("").as_bytes())
+    }
+
+    proptest! {
+        /// Whatever the header and the body hold, the token is found or the request refused.
+        #[test]
+        fn any_header_and_body_are_answered(
+            header in proptest::option::of(prop_oneof![
+                "[ -~\t]{0,80}",
+                bearer_scheme().prop_flat_map(|s| "[ -~]{0,40}".prop_map(move |t| format!("{s} {t}"))),
+            ]),
+            body in proptest::option::of(prop_oneof![any::<String>(), "(access_token=[ -~]{0,10}&?){0,3}"]),
+        ) {
+            let _ = token_of(header.as_deref(), body.as_deref());
+        }
+
+        #[test]
+        fn the_header_token_is_read_as_sent(
+            scheme in bearer_scheme(),
+            spaces in " {1,3}",
+            token in B64TOKEN,
+        ) {
+            let header = format!("{scheme}{spaces}{token}");
+            prop_assert_eq!(token_of(Some(&header), None).unwrap(), token);
+        }
+
+        #[test]
+        fn the_body_token_is_read_as_sent(token in "\\PC{1,60}") {
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("access_token", &token)
+                .finish();
+            prop_assert_eq!(token_of(None, Some(&body)).unwrap(), token);
+        }
+
+        /// RFC 6750 §2: one way at a time.
+        #[test]
+        fn a_token_sent_two_ways_is_refused(header in B64TOKEN, body in B64TOKEN) {
+            let body = format!("access_token={}", url::form_urlencoded::byte_serialize(body.as_bytes()).collect::<String>());
+            let refused = token_of(Some(&format!("Bearer {header}")), Some(&body)).unwrap_err();
+            prop_assert!(matches!(refused, OAuthResponse::Bearer(Some(_))));
+        }
+    }
+}
