@@ -2,14 +2,16 @@
 
 use std::net::TcpListener;
 
-use actix_web::dev::{Server, Service as _};
+use actix_web::dev::{Server, Service as _, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{App, HttpMessage as _, HttpServer, web};
+use actix_web::{App, HttpMessage as _, HttpResponse, HttpServer, ResponseError as _, web};
+use futures_util::future::{Either, ready};
 use tracing_actix_web::{RequestId, TracingLogger};
 use vestibule_core::Core;
 use vestibule_core::config::Settings;
 use vestibule_core::services::device_grants;
 
+use crate::oauth::error::{OAuthError, OAuthResponse};
 use crate::routes;
 
 /// A bound, not yet running server. Tests bind port 0 and read the real port from here.
@@ -44,6 +46,15 @@ impl Application {
         let app_core = core.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap_fn(|req, srv| {
+                    if req.head().upgrade() {
+                        let refused = refuse_upgrade(req.path());
+                        let res = req.into_response(refused).map_into_right_body();
+                        return Either::Left(ready(Ok(res)));
+                    }
+                    let fut = srv.call(req);
+                    Either::Right(async move { fut.await.map(ServiceResponse::map_into_left_body) })
+                })
                 .wrap_fn(|req, srv| {
                     let id = req.extensions().get::<RequestId>().copied();
                     let fut = srv.call(req);
@@ -92,6 +103,21 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// The answer to a request asking to switch protocols (`Connection: upgrade`). None is offered
+/// (RFC 9110 §7.8 lets a server ignore the request), but such a request's body has no declared
+/// end: reading it would wait for the client to close the connection. So it is refused before
+/// any handler reads it, in the form of the surface it addressed.
+fn refuse_upgrade(path: &str) -> HttpResponse {
+    const WHY: &str = "protocol upgrades are not offered";
+    if path.starts_with("/w/") {
+        OAuthResponse::from(OAuthError::invalid_request(WHY)).error_response()
+    } else {
+        HttpResponse::BadRequest()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("Bad request: {WHY}.\n"))
     }
 }
 

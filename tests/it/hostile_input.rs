@@ -411,3 +411,34 @@ async fn console_paths_and_searches_with_control_characters_never_fail() {
 
 mod corpus;
 mod raw;
+
+/// A request asking to switch protocols has a body with no declared end: a handler reading it
+/// would wait until the client hangs up. Every surface refuses it at once, in its own form, and
+/// the server goes on serving.
+#[tokio::test]
+async fn protocol_upgrade_requests_are_refused_before_their_body_is_read() {
+    let lab = lab().await;
+    let address = lab.app.address.trim_start_matches("http://").to_owned();
+    let upgrade = |method: &str, path: &str| {
+        raw::Request::new(method, path)
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+    };
+    for path in ["/w/home/token", "/w/home/device_authorization"] {
+        let reply = raw::send_holding_open(&address, &upgrade("POST", path))
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        assert_eq!(reply.status, 400, "POST {path}: {}", reply.head());
+        let body: Value = serde_json::from_str(&reply.body()).expect("JSON error");
+        assert_eq!(body["error"], "invalid_request", "POST {path}");
+    }
+    for (method, path) in [("POST", "/activate"), ("POST", "/console/login")] {
+        let reply = raw::send_holding_open(&address, &upgrade(method, path))
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        assert_eq!(reply.status, 400, "{method} {path}: {}", reply.head());
+    }
+    assert_eq!(lab.app.get("/healthz").await.status(), StatusCode::OK);
+}

@@ -126,6 +126,31 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// server may answer an oversized body before reading it). `Err` says why there was no
 /// answer: a dropped connection (as a panicking handler leaves it) or none in time.
 pub async fn send(address: &str, request: &Request) -> Result<Reply, String> {
+    exchange(address, request, true).await
+}
+
+/// Sends `request` like [`send`] but keeps the connection open, as a client waiting for its
+/// answer does, and reads until the answer's `Content-Length` is in: what it proves is that the
+/// server answers without waiting for the client to hang up.
+pub async fn send_holding_open(address: &str, request: &Request) -> Result<Reply, String> {
+    exchange(address, request, false).await
+}
+
+/// Whether `answer` holds a whole response head and as many body bytes as it declares.
+fn complete(answer: &[u8]) -> bool {
+    let Some(end) = find(answer, b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let length = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+    length.is_some_and(|length| answer.len() >= end + 4 + length)
+}
+
+async fn exchange(address: &str, request: &Request, half_close: bool) -> Result<Reply, String> {
     let exchange = async {
         let stream = TcpStream::connect(address)
             .await
@@ -135,7 +160,12 @@ pub async fn send(address: &str, request: &Request) -> Result<Reply, String> {
         // The server may stop reading once it has answered: a failed write is not a failure.
         let write = async move {
             let _ = writer.write_all(&bytes).await;
-            let _ = writer.flush().await;
+            // Then says it has sent everything (half-close): a server still reading a body that
+            // has no declared end, or a longer one than was sent, sees the end instead of
+            // waiting for bytes that will never come.
+            if half_close {
+                let _ = writer.shutdown().await;
+            }
             writer
         };
         let read = async {
@@ -145,6 +175,9 @@ pub async fn send(address: &str, request: &Request) -> Result<Reply, String> {
                 match reader.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+                if !half_close && complete(&answer) {
+                    break;
                 }
             }
             answer
