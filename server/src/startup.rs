@@ -2,8 +2,8 @@
 
 use std::net::TcpListener;
 
-use actix_web::dev::{Server, Service as _, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::dev::{Server, Service as _, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, UPGRADE};
 use actix_web::{App, HttpMessage as _, HttpResponse, HttpServer, ResponseError as _, web};
 use futures_util::future::{Either, ready};
 use tracing_actix_web::{RequestId, TracingLogger};
@@ -47,7 +47,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap_fn(|req, srv| {
-                    if req.head().upgrade() {
+                    if asks_for_websocket(&req) {
                         let refused = refuse_upgrade(req.path());
                         let res = req.into_response(refused).map_into_right_body();
                         return Either::Left(ready(Ok(res)));
@@ -106,10 +106,22 @@ impl Application {
     }
 }
 
-/// The answer to a request asking to switch protocols (`Connection: upgrade`). None is offered
-/// (RFC 9110 §7.8 lets a server ignore the request), but such a request's body has no declared
-/// end: reading it would wait for the client to close the connection. So it is refused before
-/// any handler reads it, in the form of the surface it addressed.
+/// Whether the request asks to switch to WebSocket (`Upgrade: websocket`, whatever its
+/// `Connection` header says). The HTTP/1 decoder then reads the request's body as a stream that
+/// ends only when the client closes the connection, so such a request is answered before any
+/// handler reads it. Other upgrades (`h2c`) are ignored, as RFC 9110 §7.8 allows: their body is
+/// read as usual.
+fn asks_for_websocket(req: &ServiceRequest) -> bool {
+    req.headers().get_all(UPGRADE).any(|value| {
+        value
+            .to_str()
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+    })
+}
+
+/// The answer to a request asking to switch to WebSocket: none is offered, and its body has no
+/// declared end (see [`asks_for_websocket`]). It is refused in the form of the surface it
+/// addressed.
 fn refuse_upgrade(path: &str) -> HttpResponse {
     const WHY: &str = "protocol upgrades are not offered";
     if path.starts_with("/w/") {

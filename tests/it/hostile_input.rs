@@ -440,5 +440,13 @@ async fn protocol_upgrade_requests_are_refused_before_their_body_is_read() {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         assert_eq!(reply.status, 400, "{method} {path}: {}", reply.head());
     }
+    // Other upgrades are ignored (RFC 9110 §7.8): the request is answered as any other.
+    let h2c = raw::Request::new("POST", "/w/home/token")
+        .header("Upgrade", "h2c")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type=nonsense&client_id={}", lab.public_id));
+    let reply = raw::send_holding_open(&address, &h2c).await.expect("h2c");
+    let body: Value = serde_json::from_str(&reply.body()).expect("JSON error");
+    assert_eq!(body["error"], "unsupported_grant_type", "{}", reply.head());
     assert_eq!(lab.app.get("/healthz").await.status(), StatusCode::OK);
 }
