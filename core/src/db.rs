@@ -168,12 +168,10 @@ mod tests {
     use super::*;
     use sea_orm::ConnectionTrait as _;
 
-    /// A database locked past the busy timeout, or a pool that is gone, is unavailable; a
-    /// statement the database rejects is not.
-    #[tokio::test]
-    async fn an_unavailable_database_is_told_apart_from_a_failed_statement() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    /// A SQLite database in `dir` with a table `t`, behind a pool of two connections whose
+    /// writers give up on a lock after 50 ms.
+    async fn two_connections_to_a_table(dir: &std::path::Path) -> DatabaseConnection {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
         let mut options = ConnectOptions::new(url);
         options
             .max_connections(2)
@@ -186,6 +184,15 @@ mod tests {
         db.execute_unprepared("CREATE TABLE t (n INTEGER)")
             .await
             .unwrap();
+        db
+    }
+
+    /// A database locked past the busy timeout, or a pool that is gone, is unavailable; a
+    /// statement the database rejects is not.
+    #[tokio::test]
+    async fn an_unavailable_database_is_told_apart_from_a_failed_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = two_connections_to_a_table(dir.path()).await;
         let wrong = db
             .execute_unprepared("INSERT INTO nowhere VALUES (1)")
             .await;
@@ -224,19 +231,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_transaction_takes_the_sqlite_write_lock_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let mut options = ConnectOptions::new(url);
-        options
-            .max_connections(2)
-            .sqlx_logging(false)
-            .map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_millis(50))
-            });
-        let db = Database::connect(options).await.unwrap();
-        db.execute_unprepared("CREATE TABLE t (n INTEGER)")
-            .await
-            .unwrap();
+        let db = two_connections_to_a_table(dir.path()).await;
         let txn = begin_write(&db).await.unwrap();
         let other = db.execute_unprepared("INSERT INTO t VALUES (1)").await;
         assert!(
