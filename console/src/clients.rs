@@ -22,7 +22,7 @@ use crate::html;
 use crate::session::OneTimeSecret;
 use crate::workspaces::{WorkspaceView, by_slug};
 
-const FORM_FIELDS: [&str; 7] = [
+const FORM_FIELDS: [&str; 9] = [
     "name",
     "grants",
     "public",
@@ -30,6 +30,8 @@ const FORM_FIELDS: [&str; 7] = [
     "redirect_uris",
     "dcr_template",
     "access",
+    "device_networks",
+    "proximity",
 ];
 
 #[derive(Deserialize)]
@@ -38,9 +40,9 @@ pub struct ClientPath {
     pub(crate) client_id: String,
 }
 
-/// The client form's values, as stored or as typed. `device_networks`, `proximity` and
-/// `after_approval_url` are not on the form (their capabilities are not built yet) but are
-/// read when posted, so a script that sets them is refused rather than silently ignored.
+/// The client form's values, as stored or as typed. `after_approval_url` is not on the form
+/// (its capability is not built yet) but is read when posted, so a script that sets it is
+/// refused rather than silently ignored.
 #[derive(Serialize)]
 struct ClientValues {
     name: String,
@@ -109,9 +111,7 @@ impl ClientValues {
         let redirect_uris = non_empty_lines(&self.redirect_uris)
             .map(RedirectUri::parse)
             .collect::<Result<_, _>>()?;
-        let device_networks = non_empty_lines(&self.device_networks)
-            .map(clients::parse_device_network)
-            .collect::<Result<_, _>>()?;
+        let device_networks = clients::parse_device_networks(self.device_networks.lines())?;
         clients::refuse_after_approval_url(&self.after_approval_url)?;
         Ok(Edit {
             name: DisplayName::parse("name", &self.name)?,
@@ -143,6 +143,9 @@ struct ClientView {
     access: String,
     dcr_template: bool,
     dynamic: bool,
+    /// Trusted networks (empty: anywhere).
+    device_networks: Vec<String>,
+    proximity: String,
 }
 
 impl ClientView {
@@ -156,6 +159,8 @@ impl ClientView {
             access: c.access.clone(),
             dcr_template: c.dcr_template,
             dynamic: c.registered_from.is_some(),
+            device_networks: c.device_networks.lines().map(str::to_owned).collect(),
+            proximity: c.proximity.clone(),
         }
     }
 }

@@ -47,7 +47,9 @@ async fn simulated(core: &Core, path: &ClientPath) -> Result<(Workspace, Client)
 /// How the page words a refusal to start: the error the device would get, then why.
 fn refused(refusal: &Refusal) -> String {
     let code = match refusal {
-        Refusal::DeviceFlowDisabled | Refusal::GrantNotEnabled(_) => "unauthorized_client",
+        Refusal::DeviceFlowDisabled
+        | Refusal::GrantNotEnabled(_)
+        | Refusal::DeviceNetworkRefused => "unauthorized_client",
         // The simulator asks for the client's own scopes, so anything else is the server's.
         _ => "server_error",
     };
@@ -198,7 +200,7 @@ pub async fn start(
 ) -> Result<HttpResponse, ConsoleError> {
     let (ws, client) = simulated(&core, &path).await?;
     let origin = Origin {
-        ip: ClientAddress::of(&req).text(),
+        ip: ClientAddress::of(&req).ip(),
         user_agent: req
             .headers()
             .get(USER_AGENT)

@@ -1,9 +1,10 @@
 //! Which address a request comes from, believing `X-Forwarded-For` only from trusted proxies,
-//! and which budget an address spends.
+//! which budget an address spends, which networks a client's devices may ask from (BCP 247
+//! §6.1.8), and whether two addresses share a network (§6.1.1).
 
 use std::net::IpAddr;
 
-use ipnet::{IpNet, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 /// The client's address: `peer`, or, when `peer` is a trusted proxy, the right-most address of
 /// the `X-Forwarded-For` values that is not itself a trusted proxy.
@@ -43,9 +44,196 @@ pub fn budget_key(address: IpAddr, ipv6_prefix: u8) -> String {
     }
 }
 
+/// How many networks a client's `device_networks` may list: enough for any site list, small
+/// enough that checking a request against them stays trivial.
+pub const MAX_DEVICE_NETWORKS: usize = 100;
+
+/// A network as it is stored and compared: host bits cleared (`192.0.2.7/24` is
+/// `192.0.2.0/24`), and an IPv4-mapped IPv6 network (`::ffff:192.0.2.0/120`) written as the
+/// IPv4 network it is, since addresses are compared in their canonical form.
+#[must_use]
+pub fn normalize(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && v6.prefix_len() >= 96
+        && let Ok(mapped) = Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(mapped.trunc());
+    }
+    net.trunc()
+}
+
+/// Where a client's devices may start device authorizations (BCP 247 §6.1.8), read once from
+/// the client's stored `device_networks`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DeviceNetworks {
+    /// None listed: anywhere.
+    #[default]
+    Anywhere,
+    /// Only from these.
+    Only(Vec<IpNet>),
+}
+
+impl DeviceNetworks {
+    /// The stored list, one network a line. A line that does not read as a network (the row
+    /// was edited by hand) matches no address, and the list stays a restriction: it fails
+    /// closed, never open.
+    #[must_use]
+    pub fn from_stored(text: &str) -> Self {
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if lines.is_empty() {
+            return Self::Anywhere;
+        }
+        let nets = lines
+            .iter()
+            .filter_map(|line| match line.parse::<IpNet>() {
+                Ok(net) => Some(normalize(net)),
+                Err(_) => {
+                    tracing::error!(%line, "a stored device network does not parse; it matches nothing");
+                    None
+                }
+            })
+            .collect();
+        Self::Only(nets)
+    }
+
+    /// Whether a request from `address` may start a device authorization. An unknown address
+    /// is allowed only when no network is listed; an IPv4-mapped IPv6 address counts as IPv4.
+    #[must_use]
+    pub fn allows(&self, address: Option<IpAddr>) -> bool {
+        match (self, address) {
+            (Self::Anywhere, _) => true,
+            (Self::Only(nets), Some(ip)) => {
+                let ip = ip.to_canonical();
+                nets.iter().any(|net| net.contains(&ip))
+            }
+            (Self::Only(_), None) => false,
+        }
+    }
+}
+
+/// How the network of the device that asked relates to the approving browser's (BCP 247
+/// §6.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    Same,
+    Different,
+    /// One of the two addresses is not known.
+    Unknown,
+}
+
+impl Network {
+    /// Compares the two addresses: the same IPv4 /24 or IPv6 /56 is the same network (a home
+    /// or office line), and an IPv4-mapped IPv6 address counts as its IPv4 address.
+    #[must_use]
+    pub fn between(device: Option<IpAddr>, browser: Option<IpAddr>) -> Self {
+        match (device, browser) {
+            (Some(d), Some(b)) if same_network(d, b) => Self::Same,
+            (Some(_), Some(_)) => Self::Different,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// As the consent page names it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Same => "same",
+            Self::Different => "different",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Whether two addresses are on one network: the same IPv4 /24 or IPv6 /56.
+#[must_use]
+pub fn same_network(a: IpAddr, b: IpAddr) -> bool {
+    match (a.to_canonical(), b.to_canonical()) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            Ipv4Net::new_assert(a, 24).trunc() == Ipv4Net::new_assert(b, 24).trunc()
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            Ipv6Net::new_assert(a, 56).trunc() == Ipv6Net::new_assert(b, 56).trunc()
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_networks_are_slash_24() {
+        assert!(same_network(ip("203.0.113.7"), ip("203.0.113.200")));
+        assert!(!same_network(ip("203.0.113.7"), ip("203.0.114.7")));
+        assert!(same_network(ip("::ffff:203.0.113.7"), ip("203.0.113.9")));
+    }
+
+    #[test]
+    fn ipv6_networks_are_slash_56() {
+        assert!(same_network(
+            ip("2001:db8:1:ab00::1"),
+            ip("2001:db8:1:abff:ffff::2")
+        ));
+        assert!(!same_network(
+            ip("2001:db8:1:ab00::1"),
+            ip("2001:db8:1:ac00::1")
+        ));
+        assert!(!same_network(ip("2001:db8::1"), ip("192.0.2.1")));
+    }
+
+    #[test]
+    fn unknown_addresses_make_an_unknown_network() {
+        let between = |d: Option<&str>, b: Option<&str>| Network::between(d.map(ip), b.map(ip));
+        assert_eq!(
+            between(Some("192.0.2.1"), Some("192.0.2.99")),
+            Network::Same
+        );
+        assert_eq!(
+            between(Some("192.0.2.1"), Some("198.51.100.1")),
+            Network::Different
+        );
+        assert_eq!(between(None, Some("192.0.2.1")), Network::Unknown);
+        assert_eq!(between(Some("192.0.2.1"), None), Network::Unknown);
+    }
+
+    #[test]
+    fn networks_are_stored_without_host_bits_and_mapped_ones_as_ipv4() {
+        let net = |s: &str| normalize(s.parse().unwrap()).to_string();
+        assert_eq!(net("192.0.2.7/24"), "192.0.2.0/24");
+        assert_eq!(net("2001:db8:1:2::9/48"), "2001:db8:1::/48");
+        assert_eq!(net("::ffff:192.0.2.7/120"), "192.0.2.0/24");
+        assert_eq!(net("::ffff:192.0.2.7/128"), "192.0.2.7/32");
+        assert_eq!(net("::/0"), "::/0");
+    }
+
+    #[test]
+    fn device_networks_allow_only_their_addresses() {
+        assert!(DeviceNetworks::from_stored("").allows(None));
+        assert!(DeviceNetworks::from_stored(" \n").allows(Some(ip("203.0.113.9"))));
+        let only = DeviceNetworks::from_stored("192.0.2.0/24\n2001:db8::/32");
+        assert!(only.allows(Some(ip("192.0.2.200"))));
+        assert!(only.allows(Some(ip("::ffff:192.0.2.200"))));
+        assert!(only.allows(Some(ip("2001:db8:ffff::1"))));
+        assert!(!only.allows(Some(ip("192.0.3.1"))));
+        assert!(!only.allows(Some(ip("2001:db9::1"))));
+        assert!(
+            !only.allows(None),
+            "an unknown address is not on a listed network"
+        );
+        let broken = DeviceNetworks::from_stored("not a network");
+        assert_eq!(broken, DeviceNetworks::Only(Vec::new()));
+        assert!(!broken.allows(Some(ip("192.0.2.1"))), "fails closed");
+    }
 
     #[test]
     fn ipv6_addresses_share_the_budget_of_their_prefix() {

@@ -52,13 +52,10 @@ pub enum Refusal {
     DeviceFlowDisabled,
     #[error("the {} grant is not enabled for this client", .0.as_str())]
     GrantNotEnabled(Grant),
-    /// A client stored with trusted networks (`device_networks`) before they were refused: they
-    /// are not enforced yet, so the client may not start device authorizations at all.
-    #[error(
-        "this client has trusted networks (device_networks), which are not enforced yet; \
-         an admin must clear them before it can use the device flow"
-    )]
-    DeviceNetworksNotEnforced,
+    /// The request came from outside the client's trusted networks (`device_networks`, BCP 247
+    /// §6.1.8), or from an address not known while the client lists some.
+    #[error("device authorization is not allowed from this network for this client")]
+    DeviceNetworkRefused,
     /// Every user code drawn was taken: the workspace's code space is too small for its load.
     #[error(
         "no free user code could be drawn; the workspace's code space is too small for its load"

@@ -6,8 +6,9 @@ use std::ops::Deref;
 
 use crate::entities::{client, workspace};
 use crate::error::Error;
+use crate::net::DeviceNetworks;
 use crate::services::workspaces::Settings;
-use crate::types::{GrantSet, ScopeSet};
+use crate::types::{GrantSet, Proximity, ScopeSet};
 
 /// A workspace with its settings parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,12 +40,16 @@ impl Deref for Workspace {
     }
 }
 
-/// A client with its grants and scopes parsed.
+/// A client with its grants, scopes and phishing defences parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     row: client::Model,
     pub grants: GrantSet,
     pub scopes: ScopeSet,
+    /// Where its devices may start device authorizations (BCP 247 §6.1.8).
+    pub device_networks: DeviceNetworks,
+    /// How the device's network is compared with the approving browser's (§6.1.1).
+    pub proximity: Proximity,
 }
 
 impl Client {
@@ -53,6 +58,8 @@ impl Client {
         Self {
             grants: GrantSet::from_stored(&row.grants),
             scopes: ScopeSet::from_stored(&row.scopes),
+            device_networks: DeviceNetworks::from_stored(&row.device_networks),
+            proximity: Proximity::from_stored(&row.proximity),
             row,
         }
     }

@@ -631,6 +631,16 @@ impl Proximity {
             Self::Require => "require",
         }
     }
+
+    /// The stored value; one that does not read (the row was edited by hand) is the strictest,
+    /// `require`, so that it fails closed.
+    #[must_use]
+    pub fn from_stored(text: &str) -> Self {
+        text.parse().unwrap_or_else(|_| {
+            tracing::error!(%text, "a stored proximity does not parse; read as require");
+            Self::Require
+        })
+    }
 }
 
 impl FromStr for Proximity {

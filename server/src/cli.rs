@@ -166,6 +166,9 @@ impl WorkspaceOptions {
 pub enum ClientCommand {
     /// Register a client; a confidential client's secret is printed once.
     Create(ClientCreate),
+    /// Change settings of a client; options not given keep their value, and the repeatable
+    /// ones replace the whole list.
+    Update(ClientUpdate),
 }
 
 #[derive(Debug, Args)]
@@ -196,12 +199,102 @@ pub struct ClientCreate {
     /// Space-separated scopes the client may ask for.
     #[arg(long, default_value = clients::DEFAULT_SCOPES)]
     scope: String,
-    /// Networks (CIDR) devices may ask from; repeatable; none means anywhere.
+    /// Networks (CIDR, or a single address) devices may start device authorizations from;
+    /// repeatable; none (or `any`) means anywhere.
+    #[arg(long = "device-network", value_name = "CIDR")]
+    device_networks: Vec<String>,
+    /// Whether the approving browser must be on the device's network: off, warn or require.
+    #[arg(long, default_value = "warn")]
+    proximity: String,
+}
+
+/// `--device-network` values: `any` alone clears the list (anywhere), else each is a network.
+fn device_networks(values: &[String]) -> Result<Vec<ipnet::IpNet>, Error> {
+    match values {
+        [only] if only.trim() == ANY_NETWORK => Ok(Vec::new()),
+        _ if values.iter().any(|v| v.trim() == ANY_NETWORK) => Err(Error::invalid(
+            "device_networks",
+            "--device-network any means anywhere: give it alone, not with networks",
+        )),
+        _ => clients::parse_device_networks(values.iter().map(String::as_str)),
+    }
+}
+
+/// The `--device-network` value that means "anywhere".
+const ANY_NETWORK: &str = "any";
+
+#[derive(Debug, Args)]
+pub struct ClientUpdate {
+    #[arg(long)]
+    workspace: String,
+    #[arg(long)]
+    client_id: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// Allow authentication without the client secret: `--public` or `--public=false`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    public: Option<bool>,
+    /// Replaces the grants; repeatable.
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    /// Replaces the redirect URIs; repeatable.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// `--dcr-template` or `--dcr-template=false`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    dcr_template: Option<bool>,
+    /// everyone or assigned.
+    #[arg(long)]
+    access: Option<String>,
+    /// Space-separated scopes the client may ask for.
+    #[arg(long)]
+    scope: Option<String>,
+    /// Replaces the trusted networks; repeatable; `--device-network any` clears them
+    /// (anywhere).
     #[arg(long = "device-network", value_name = "CIDR")]
     device_networks: Vec<String>,
     /// off, warn or require.
-    #[arg(long, default_value = "warn")]
-    proximity: String,
+    #[arg(long)]
+    proximity: Option<String>,
+}
+
+impl ClientUpdate {
+    /// The stored settings with the given options applied.
+    fn apply(self, stored: clients::Edit) -> Result<clients::Edit, Error> {
+        let mut edit = stored;
+        if let Some(name) = &self.name {
+            edit.name = DisplayName::parse("name", name)?;
+        }
+        if let Some(public) = self.public {
+            edit.public = public;
+        }
+        if !self.grants.is_empty() {
+            edit.grants = GrantSet::parse(self.grants.iter().map(String::as_str))?;
+        }
+        if !self.redirect_uris.is_empty() {
+            edit.redirect_uris = self
+                .redirect_uris
+                .iter()
+                .map(|u| RedirectUri::parse(u))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(dcr_template) = self.dcr_template {
+            edit.dcr_template = dcr_template;
+        }
+        if let Some(access) = &self.access {
+            edit.access = access.parse::<Access>()?;
+        }
+        if let Some(scope) = &self.scope {
+            edit.scopes = ScopeSet::parse(scope)?;
+        }
+        if !self.device_networks.is_empty() {
+            edit.device_networks = device_networks(&self.device_networks)?;
+        }
+        if let Some(proximity) = &self.proximity {
+            edit.proximity = proximity.parse::<Proximity>()?;
+        }
+        Ok(edit)
+    }
 }
 
 impl ClientCreate {
@@ -211,11 +304,7 @@ impl ClientCreate {
         } else {
             GrantSet::parse(self.grants.iter().map(String::as_str))?
         };
-        let device_networks = self
-            .device_networks
-            .iter()
-            .map(|s| clients::parse_device_network(s))
-            .collect::<Result<_, _>>()?;
+        let device_networks = device_networks(&self.device_networks)?;
         Ok((
             self.workspace,
             clients::NewClient {
@@ -355,6 +444,17 @@ async fn execute(
             let created = clients::create(core, &actor, &ws, new).await?;
             let mut out = clients::to_json(&created.client, &ws.slug);
             out["client_secret"] = created.secret.map_or(Value::Null, Value::String);
+            out
+        }
+        Command::Client(ClientCommand::Update(args)) => {
+            let ws = workspaces::get(&core.db, &args.workspace).await?;
+            let stored = clients::get_in_workspace(&core.db, ws.id, &args.client_id).await?;
+            let client_id = stored.client_id.clone();
+            let edit = args.apply(clients::Edit::stored(&stored)?)?;
+            let updated = clients::update(core, &actor, &ws, &client_id, edit).await?;
+            let mut out = clients::to_json(&updated.client, &ws.slug);
+            // A client that just became confidential gets its first secret, shown once.
+            out["client_secret"] = updated.secret.map_or(Value::Null, Value::String);
             out
         }
         Command::User(UserCommand::Create {

@@ -13,7 +13,7 @@ use vestibule_core::types::{Access, DisplayName, GrantSet, Proximity, ScopeSet};
 
 use crate::helpers::TestApp;
 
-const PASSWORD: &str = "alice password";
+pub(crate) const PASSWORD: &str = "alice password";
 const SCOPES: &str = "openid profile email offline_access";
 
 /// An app with a workspace, a client of it and a user.
@@ -117,7 +117,7 @@ async fn start(app: &TestApp, ws: &workspace::Model, client: &client::Model, ip:
         &Client::parse(client.clone()),
         ScopeSet::parse(SCOPES).unwrap(),
         Origin {
-            ip: Some(ip.into()),
+            ip: Some(ip.parse().unwrap()),
             user_agent: Some("curl/8.5".into()),
         },
     )
@@ -126,7 +126,7 @@ async fn start(app: &TestApp, ws: &workspace::Model, client: &client::Model, ip:
 }
 
 /// A browser of its own: cookies kept, redirects not followed.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
 }
@@ -137,7 +137,7 @@ impl Browser {
     }
 
     /// A browser at `address`, behind the trusted proxy of [`setup_behind_proxy`].
-    fn at(app: &TestApp, address: &str) -> Self {
+    pub(crate) fn at(app: &TestApp, address: &str) -> Self {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("x-forwarded-for", address.parse().unwrap());
         Self::with_headers(app, headers)
@@ -163,7 +163,7 @@ impl Browser {
             .unwrap()
     }
 
-    async fn page(&self, path: &str) -> (StatusCode, String) {
+    pub(crate) async fn page(&self, path: &str) -> (StatusCode, String) {
         let res = self.get(path).await;
         (res.status(), res.text().await.unwrap())
     }
@@ -213,12 +213,12 @@ impl Browser {
         .await
     }
 
-    async fn enter_code(&self, code: &str) -> reqwest::Response {
+    pub(crate) async fn enter_code(&self, code: &str) -> reqwest::Response {
         self.submit("/activate", "/activate", &[("user_code", code)])
             .await
     }
 
-    async fn sign_in(&self, username: &str, password: &str) -> reqwest::Response {
+    pub(crate) async fn sign_in(&self, username: &str, password: &str) -> reqwest::Response {
         self.submit(
             "/activate/sign-in",
             "/activate/sign-in",
@@ -227,7 +227,7 @@ impl Browser {
         .await
     }
 
-    async fn decide(&self, decision: &str) -> reqwest::Response {
+    pub(crate) async fn decide(&self, decision: &str) -> reqwest::Response {
         self.submit(
             "/activate/consent",
             "/activate/consent",
@@ -266,7 +266,7 @@ fn user_code_value(html: &str) -> String {
 }
 
 #[track_caller]
-fn see_other(res: &reqwest::Response, location: &str) {
+pub(crate) fn see_other(res: &reqwest::Response, location: &str) {
     assert_eq!(
         res.status(),
         StatusCode::SEE_OTHER,
@@ -275,7 +275,7 @@ fn see_other(res: &reqwest::Response, location: &str) {
     assert_eq!(res.headers()[LOCATION], location);
 }
 
-async fn body(res: reqwest::Response, status: StatusCode) -> String {
+pub(crate) async fn body(res: reqwest::Response, status: StatusCode) -> String {
     let got = res.status();
     let text = res.text().await.unwrap();
     assert_eq!(got, status, "{text}");

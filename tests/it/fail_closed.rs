@@ -35,9 +35,6 @@ async fn the_cli_refuses_unbuilt_settings_and_writes_nothing() {
     let before = counts(&db).await;
     let cases: &[(&[&str], &str)] = &[
         (&["--access", "assigned"], "access = assigned"),
-        (&["--proximity", "require"], "proximity = require"),
-        (&["--proximity", "off"], "proximity = off"),
-        (&["--device-network", "192.0.2.0/24"], "device_networks"),
         (&["--dcr-template"], "dcr_template"),
         (
             &[
@@ -159,14 +156,7 @@ async fn the_console_refuses_unbuilt_client_settings_beside_the_form() {
             "redirect_uris",
             "redirect_uris",
         ),
-        // Not on the form, but refused when a script posts them.
-        (
-            &[("device_networks", "192.0.2.0/24")],
-            "form",
-            "device_networks",
-        ),
-        (&[("proximity", "require")], "form", "proximity = require"),
-        (&[("proximity", "off")], "form", "proximity = off"),
+        // Not on the form, but refused when a script posts it.
         (
             &[("after_approval_url", "https://app.example/done")],
             "form",
@@ -261,7 +251,7 @@ async fn approval_of_a_stored_client(stored: impl FnOnce(&mut client::ActiveMode
         &Client::parse(row),
         ScopeSet::parse("openid").unwrap(),
         Origin {
-            ip: Some("192.0.2.1".into()),
+            ip: Some("192.0.2.1".parse().unwrap()),
             user_agent: None,
         },
     )
@@ -282,37 +272,4 @@ async fn approval_of_a_stored_client(stored: impl FnOnce(&mut client::ActiveMode
 async fn a_client_stored_with_access_assigned_lets_nobody_approve() {
     let decided = approval_of_a_stored_client(|c| c.access = Set("assigned".to_owned())).await;
     assert_eq!(decided, Decided::NoAccess);
-}
-
-/// Likewise `proximity = require`: networks are not compared for approval yet.
-#[tokio::test]
-async fn a_client_stored_with_proximity_require_lets_nobody_approve() {
-    let decided = approval_of_a_stored_client(|c| c.proximity = Set("require".to_owned())).await;
-    assert_eq!(decided, Decided::NoAccess);
-}
-
-/// Likewise trusted networks: the client cannot start device authorizations at all.
-#[tokio::test]
-async fn a_client_stored_with_device_networks_cannot_start_device_authorizations() {
-    let app = TestApp::spawn().await;
-    let (_, row, _) = stored_client(&app, |c| {
-        c.device_networks = Set("10.0.0.0/8".to_owned());
-    })
-    .await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/w/home/device_authorization", app.address))
-        .form(&[("client_id", row.client_id.as_str()), ("scope", "openid")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "unauthorized_client");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("device_networks"),
-        "{body}"
-    );
 }

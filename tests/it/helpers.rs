@@ -582,7 +582,7 @@ pub async fn decide_device_code(
     let approver = Approver {
         user,
         auth_time: vestibule_core::now(),
-        ip: Some("127.0.0.1"),
+        ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
     };
     interaction::decide(core, &pending.into_request(false), approver, decision)
         .await

@@ -19,6 +19,7 @@ mod device_flow;
 mod fail_closed;
 mod hostile_input;
 mod lifecycle;
+mod networks;
 mod outage;
 mod races;
 mod server;

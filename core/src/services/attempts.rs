@@ -25,10 +25,18 @@ const UNKNOWN_ADDRESS: &str = "unknown";
 /// address, IPv6 per network of `security.ipv6_budget_prefix` bits (see [`net::budget_key`]).
 fn address_key(core: &Core, address: Option<&str>) -> String {
     match address.map(|a| (a, a.parse::<IpAddr>())) {
-        Some((_, Ok(ip))) => net::budget_key(ip, core.settings.security.ipv6_budget_prefix),
+        Some((_, Ok(ip))) => ip_key(core, Some(ip)),
         Some((text, Err(_))) => text.to_owned(),
-        None => UNKNOWN_ADDRESS.to_owned(),
+        None => ip_key(core, None),
     }
+}
+
+/// [`address_key`] of an address already read.
+fn ip_key(core: &Core, address: Option<IpAddr>) -> String {
+    address.map_or_else(
+        || UNKNOWN_ADDRESS.to_owned(),
+        |ip| net::budget_key(ip, core.settings.security.ipv6_budget_prefix),
+    )
 }
 
 /// The answer to a sign-in attempt.
@@ -263,7 +271,7 @@ pub async fn enter_user_code(
 pub async fn device_authorization(
     core: &Core,
     client: &client::Model,
-    address: Option<&str>,
+    address: Option<IpAddr>,
 ) -> Result<Option<Duration>, Error> {
     let Some(limit) = &core.device_authorization_limit else {
         return Ok(None);
@@ -271,7 +279,7 @@ pub async fn device_authorization(
     let key = format!(
         "device_authorization:{}:{}",
         client.id,
-        address_key(core, address)
+        ip_key(core, address)
     );
     let wait = limit.spend(&core.db, &key).await?.refused();
     if wait.is_some() {
@@ -331,4 +339,53 @@ pub async fn poll_device_code(
     tracing::warn!(client = %client.client_id, address = ?address, "unknown device codes throttled");
     core.counters.throttled(Throttled::DeviceCodes);
     Ok(DeviceCodePoll::Throttled { retry_after })
+}
+
+/// How long one audited refusal of a client's device authorizations from one address stands
+/// for the others: within it, more refusals from that address are logged, not audited again, so
+/// a device (or anyone) knocking from the wrong network cannot flood the audit log.
+const NETWORK_REFUSAL_AUDIT_WINDOW: Duration = Duration::from_secs(300);
+
+/// Records that a device authorization request of `client` from `address` was refused because
+/// the address is outside the client's trusted networks (BCP 247 §6.1.8): a
+/// `device.network_refused` audit event naming the client and the address, once per client,
+/// address and [`NETWORK_REFUSAL_AUDIT_WINDOW`] on every instance.
+///
+/// # Errors
+/// On a database failure.
+pub(crate) async fn device_network_refused(
+    core: &Core,
+    workspace_id: Uuid,
+    client: &client::Model,
+    address: Option<IpAddr>,
+) -> Result<(), Error> {
+    let key = format!(
+        "device_network_refused:{}:{}",
+        client.id,
+        ip_key(core, address)
+    );
+    let address = address.map(|ip| ip.to_string());
+    tracing::info!(client = %client.client_id, address = ?address, "device authorization refused: not from a trusted network");
+    let first = Limit::new(1, NETWORK_REFUSAL_AUDIT_WINDOW)
+        .spend(&core.db, &key)
+        .await?
+        .ran_out();
+    if first {
+        audit::record(
+            &core.db,
+            audit::Event {
+                actor: &Actor::Client(client.client_id.clone()),
+                workspace_id: Some(workspace_id),
+                action: Action::DeviceNetworkRefused,
+                target: Some(client.client_id.clone()),
+                detail: serde_json::json!({
+                    "client": client.client_id,
+                    "address": address,
+                }),
+                ip: address.clone(),
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }

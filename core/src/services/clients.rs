@@ -7,7 +7,6 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::Core;
 use crate::crypto::{self, SecretKind};
 use crate::entities::{client, workspace};
 use crate::error::Error;
@@ -15,6 +14,7 @@ use crate::services::audit::{self, Action, Actor};
 use crate::types::{
     Access, ClientId, DisplayName, Grant, GrantSet, Proximity, RedirectUri, ScopeSet,
 };
+use crate::{Core, net};
 
 /// Scopes a client gets when none are given.
 pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
@@ -41,14 +41,17 @@ impl NewClient {
     /// # Errors
     /// `Invalid` naming the field to change.
     pub fn validate(&self) -> Result<(), Error> {
-        check(self.public, &self.grants, &self.redirect_uris)?;
+        check(
+            self.public,
+            &self.grants,
+            &self.redirect_uris,
+            &self.device_networks,
+        )?;
         refuse_unbuilt(&Unbuilt {
             grants: &self.grants,
             redirect_uris: &self.redirect_uris,
             dcr_template: self.dcr_template,
             access: self.access,
-            device_networks: &self.device_networks,
-            proximity: self.proximity,
         })
     }
 }
@@ -59,19 +62,12 @@ struct Unbuilt<'a> {
     redirect_uris: &'a [RedirectUri],
     dcr_template: bool,
     access: Access,
-    device_networks: &'a [IpNet],
-    proximity: Proximity,
 }
 
 /// Refuses any setting that nothing would enforce yet: stored and ignored, it would tell the
 /// admin that a defence is in force while anyone may still approve from anywhere. Only the
 /// values that describe what the server does today pass.
 fn refuse_unbuilt(asked: &Unbuilt<'_>) -> Result<(), Error> {
-    let proximity = format!(
-        "proximity = {} (today the consent page always shows whether the device asked from the \
-         browser's network)",
-        asked.proximity.as_str()
-    );
     // (asked for, field, the setting, what to do instead), in the order the form shows them.
     let refusals = [
         (
@@ -97,18 +93,6 @@ fn refuse_unbuilt(asked: &Unbuilt<'_>) -> Result<(), Error> {
             "access",
             "access = assigned (user and group assignments)",
             "use access = everyone",
-        ),
-        (
-            !asked.device_networks.is_empty(),
-            "device_networks",
-            "device_networks (trusted networks)",
-            "leave it empty",
-        ),
-        (
-            asked.proximity != Proximity::Warn,
-            "proximity",
-            proximity.as_str(),
-            "use proximity = warn",
         ),
     ];
     match refusals.into_iter().find(|(refused, ..)| *refused) {
@@ -140,25 +124,77 @@ pub fn refuse_after_approval_url(value: &str) -> Result<(), Error> {
     }
 }
 
-/// One network devices may ask from: a CIDR, or a single address.
+/// One network devices may ask from: a CIDR, or a single address, normalized as it is stored
+/// (see [`net::normalize`]: `192.0.2.7/24` is `192.0.2.0/24`).
 ///
 /// # Errors
-/// `Invalid` naming `device_networks`.
+/// `Invalid` naming `device_networks` and the value.
 pub fn parse_device_network(value: &str) -> Result<IpNet, Error> {
     let value = value.trim();
     value
         .parse::<IpNet>()
         .or_else(|_| value.parse::<std::net::IpAddr>().map(Into::into))
+        .map(net::normalize)
         .map_err(|_| {
             Error::invalid(
                 "device_networks",
-                format!("{value:?} is not a CIDR such as 192.0.2.0/24"),
+                format!(
+                    "device_networks: {value:?} is not a network; write a CIDR such as \
+                     192.0.2.0/24 or 2001:db8::/48, or a single address"
+                ),
             )
         })
 }
 
+/// The trusted networks of a client (BCP 247 §6.1.8) as an admin lists them, one per item
+/// (a console line, a CLI flag): blank items ignored, each parsed and normalized, duplicates
+/// dropped, at most [`net::MAX_DEVICE_NETWORKS`]. Empty means anywhere.
+///
+/// # Errors
+/// `Invalid` naming `device_networks` and the first item that is not a network, or the bound.
+pub fn parse_device_networks<'a>(
+    items: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<IpNet>, Error> {
+    let mut nets: Vec<IpNet> = Vec::new();
+    for item in items.into_iter().map(str::trim).filter(|i| !i.is_empty()) {
+        let net = parse_device_network(item)?;
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    }
+    check_device_networks(&nets)?;
+    Ok(nets)
+}
+
+/// The bound on a client's trusted networks.
+fn check_device_networks(nets: &[IpNet]) -> Result<(), Error> {
+    if nets.len() > net::MAX_DEVICE_NETWORKS {
+        return Err(Error::invalid(
+            "device_networks",
+            format!(
+                "device_networks lists {} networks; at most {} are allowed (cover neighbours \
+                 with a shorter prefix)",
+                nets.len(),
+                net::MAX_DEVICE_NETWORKS
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The stored form of trusted networks: normalized, one a line.
+fn stored_device_networks(nets: &[IpNet]) -> String {
+    join_lines(nets.iter().map(|n| net::normalize(*n).to_string()))
+}
+
 /// The rules that span fields, for a new client and an edited one alike.
-fn check(public: bool, grants: &GrantSet, redirect_uris: &[RedirectUri]) -> Result<(), Error> {
+fn check(
+    public: bool,
+    grants: &GrantSet,
+    redirect_uris: &[RedirectUri],
+    device_networks: &[IpNet],
+) -> Result<(), Error> {
+    check_device_networks(device_networks)?;
     if grants.is_empty() {
         return Err(Error::invalid("grants", "enable at least one grant"));
     }
@@ -225,9 +261,7 @@ pub async fn create(
         registered_from: Set(None),
         registration_token_hash: Set(None),
         access: Set(new.access.as_str().to_owned()),
-        device_networks: Set(join_lines(
-            new.device_networks.iter().map(ToString::to_string),
-        )),
+        device_networks: Set(stored_device_networks(&new.device_networks)),
         proximity: Set(new.proximity.as_str().to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
@@ -247,6 +281,8 @@ pub async fn create(
                 "public": model.public,
                 "grants": model.grants,
                 "scopes": model.scopes,
+                "device_networks": model.device_networks.lines().collect::<Vec<_>>(),
+                "proximity": model.proximity,
             }),
             ip: None,
         },
@@ -414,6 +450,31 @@ pub struct Edit {
     pub proximity: Proximity,
 }
 
+impl Edit {
+    /// A client's settings as stored, to change some of them (the CLI's `client update`).
+    ///
+    /// # Errors
+    /// `Invalid` naming a stored setting that no longer reads (the row was edited by hand).
+    pub fn stored(m: &client::Model) -> Result<Self, Error> {
+        Ok(Self {
+            name: DisplayName::parse("name", &m.name)?,
+            public: m.public,
+            grants: GrantSet::from_stored(&m.grants),
+            scopes: ScopeSet::from_stored(&m.scopes),
+            redirect_uris: m
+                .redirect_uris
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(RedirectUri::parse)
+                .collect::<Result<_, _>>()?,
+            dcr_template: m.dcr_template,
+            access: m.access.parse()?,
+            device_networks: parse_device_networks(m.device_networks.lines())?,
+            proximity: m.proximity.parse()?,
+        })
+    }
+}
+
 /// A changed client and, when it just became confidential, its first secret (shown once).
 #[derive(Debug)]
 pub struct Updated {
@@ -433,14 +494,17 @@ pub async fn update(
     client_id: &str,
     edit: Edit,
 ) -> Result<Updated, Error> {
-    check(edit.public, &edit.grants, &edit.redirect_uris)?;
+    check(
+        edit.public,
+        &edit.grants,
+        &edit.redirect_uris,
+        &edit.device_networks,
+    )?;
     refuse_unbuilt(&Unbuilt {
         grants: &edit.grants,
         redirect_uris: &edit.redirect_uris,
         dcr_template: edit.dcr_template,
         access: edit.access,
-        device_networks: &edit.device_networks,
-        proximity: edit.proximity,
     })?;
     let txn = crate::db::begin_write(&core.db).await?;
     let current = get_in_workspace(&txn, workspace.id, client_id).await?;
@@ -462,6 +526,8 @@ pub async fn update(
     ));
     active.dcr_template = Set(edit.dcr_template);
     active.access = Set(edit.access.as_str().to_owned());
+    active.device_networks = Set(stored_device_networks(&edit.device_networks));
+    active.proximity = Set(edit.proximity.as_str().to_owned());
     active.updated_at = Set(crate::now());
     let model = active.update(&txn).await?;
     audit::record(
@@ -479,6 +545,8 @@ pub async fn update(
                 "redirect_uris": model.redirect_uris.lines().collect::<Vec<_>>(),
                 "dcr_template": model.dcr_template,
                 "access": model.access,
+                "device_networks": model.device_networks.lines().collect::<Vec<_>>(),
+                "proximity": model.proximity,
             }),
             ip: None,
         },

@@ -4,13 +4,16 @@
 //! `/activate`); the authorization code flow provides another kind of [`Requested`] and reuses
 //! every step.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::Core;
 use crate::entities::{device_grant, user};
 use crate::error::Error;
 use crate::metrics::GrantEvent;
+use crate::net::Network;
 use crate::records::{Client, Workspace};
+use crate::services::audit::{self, Action, Actor};
 use crate::services::{consents, device_grants};
 use crate::types::{Access, Proximity, ScopeSet, UserCode};
 
@@ -42,12 +45,13 @@ pub struct DeviceRequest {
     pub user_code: UserCode,
 }
 
-/// The person deciding: signed in to the request's workspace at `auth_time`, from `ip`.
+/// The person deciding: signed in to the request's workspace at `auth_time`, from `ip` (the
+/// browser's address after `server.trusted_proxies`).
 #[derive(Debug, Clone, Copy)]
 pub struct Approver<'a> {
     pub user: &'a user::Model,
     pub auth_time: i64,
-    pub ip: Option<&'a str>,
+    pub ip: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +66,9 @@ pub enum Decided {
     Recorded,
     /// The user may not use this client: nothing was recorded.
     NoAccess,
+    /// An approval from a browser that is not on the device's network, for a client with
+    /// `proximity = require`: refused and audited, nothing recorded, the device keeps waiting.
+    OtherNetwork,
     /// The request was decided elsewhere or expired meanwhile: nothing was recorded.
     NoLongerPending,
 }
@@ -69,35 +76,75 @@ pub enum Decided {
 /// Who may use a client: every enabled user of its workspace. This is the one place that
 /// decides it, for every grant.
 ///
-/// `access = assigned` and `proximity = require` are refused when set, but a client stored
-/// before may hold them: nobody can be assigned yet and networks are not compared for
-/// approval yet, so nobody may use such a client (it fails closed, not open).
+/// `access = assigned` is refused when set, but a client stored before may hold it: nobody can
+/// be assigned yet, so nobody may use such a client (it fails closed, not open).
 #[must_use]
 pub fn may_use(request: &AuthorizationRequest, user: &user::Model) -> bool {
     !user.disabled
         && user.workspace_id == request.client.workspace_id
         && request.client.access == Access::Everyone.as_str()
-        && request.client.proximity != Proximity::Require.as_str()
+}
+
+/// How near the approving browser is to the device that asked (BCP 247 §6.1.1), as the
+/// client's `proximity` has it compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nearness {
+    /// The device's network against the browser's; `None` when nothing is compared
+    /// (`proximity = off`, or no device asked).
+    pub network: Option<Network>,
+    /// Whether an approval from this browser is refused: `proximity = require` and the browser
+    /// is not on the device's network (or either address is unknown).
+    pub blocks_approval: bool,
+}
+
+/// Compares the network the device asked from (stored with its request) with the approving
+/// browser's at `browser`, if the client's `proximity` asks for it. The consent page and
+/// [`decide`] both read this, so what the page says is what the decision enforces.
+#[must_use]
+pub fn nearness(request: &AuthorizationRequest, browser: Option<IpAddr>) -> Nearness {
+    let proximity = request.client.proximity;
+    let network = match (&request.requested, proximity) {
+        (_, Proximity::Off) => None,
+        (Requested::Device(device), _) => {
+            let asked_from = device
+                .grant
+                .created_ip
+                .as_deref()
+                .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+            Some(Network::between(asked_from, browser))
+        }
+    };
+    Nearness {
+        network,
+        blocks_approval: proximity == Proximity::Require && network != Some(Network::Same),
+    }
 }
 
 /// Whether the consent page may be skipped: the request allows it, the workspace skips
-/// remembered consent, and the user already granted this client every scope asked for.
+/// remembered consent, the approver's browser may approve it (see [`nearness`]; the page then
+/// explains why it cannot), and the user already granted this client every scope asked for.
 ///
 /// # Errors
 /// On a database failure.
 pub async fn consent_remembered(
     core: &Core,
     request: &AuthorizationRequest,
-    user: &user::Model,
+    approver: Approver<'_>,
 ) -> Result<bool, Error> {
-    if !request.consent_skippable || !request.workspace.settings.consent_skip {
+    if !request.consent_skippable
+        || !request.workspace.settings.consent_skip
+        || nearness(request, approver.ip).blocks_approval
+    {
         return Ok(false);
     }
+    let user = approver.user;
     consents::covers(&core.db, user.id, request.client.id, &request.scopes).await
 }
 
 /// Records the approver's decision: the grant's own change, the remembered consent on
-/// approval, and the audit event, in one transaction.
+/// approval, and the audit event, in one transaction. An approval the client's `proximity`
+/// refuses (see [`nearness`]) records nothing but its own audit event; a denial is always
+/// taken, from anywhere.
 ///
 /// # Errors
 /// On a database failure.
@@ -109,6 +156,13 @@ pub async fn decide(
 ) -> Result<Decided, Error> {
     if !may_use(request, approver.user) {
         return Ok(Decided::NoAccess);
+    }
+    if decision == Decision::Approve {
+        let near = nearness(request, approver.ip);
+        if near.blocks_approval {
+            proximity_refused(core, request, approver, near).await?;
+            return Ok(Decided::OtherNetwork);
+        }
     }
     match &request.requested {
         Requested::Device(device) => {
@@ -133,4 +187,32 @@ pub async fn decide(
         }
     }
     Ok(Decided::Recorded)
+}
+
+/// The audit event of an approval refused by `proximity = require`: who tried, from where, and
+/// where the device asked from.
+async fn proximity_refused(
+    core: &Core,
+    request: &AuthorizationRequest,
+    approver: Approver<'_>,
+    near: Nearness,
+) -> Result<(), Error> {
+    let Requested::Device(device) = &request.requested;
+    tracing::info!(client = %request.client.client_id, "approval refused: the browser is not on the device's network");
+    audit::record(
+        &core.db,
+        audit::Event {
+            actor: &Actor::User(approver.user.id),
+            workspace_id: Some(request.workspace.id),
+            action: Action::DeviceProximityRefused,
+            target: Some(device.grant.id.to_string()),
+            detail: serde_json::json!({
+                "client": request.client.client_id,
+                "device_ip": device.grant.created_ip,
+                "network": near.network.map(Network::as_str),
+            }),
+            ip: approver.ip.map(|ip| ip.to_string()),
+        },
+    )
+    .await
 }

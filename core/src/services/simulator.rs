@@ -32,7 +32,7 @@ pub async fn start(
     origin: Origin,
 ) -> Result<Started, crate::Error> {
     let scopes = scopes::grantable(client, None)?;
-    let ip = origin.ip.clone();
+    let ip = origin.ip.map(|ip| ip.to_string());
     let started = device_grants::start(core, workspace, client, scopes, origin).await?;
     audit::record(
         &core.db,

@@ -6,13 +6,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vestibule_core::Core;
-use vestibule_core::services::interaction::{Decision, Requested};
+use vestibule_core::services::interaction::{self, Decision, Requested};
 use vestibule_core::types::ScopeSet;
 use vestibule_web::html::{self, see_other};
 use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
 
 use super::SIGN_IN_PATH;
-use super::device::{self, Network};
+use super::device;
 use super::error::ActivateError;
 use super::flow::{self, Current, SignedUser};
 use super::session::ActivateSession;
@@ -43,6 +43,9 @@ struct ConsentPage<'a> {
     scopes: Vec<String>,
     /// What a device request adds: the code to compare and the device's circumstances.
     device: Option<DeviceFacts>,
+    /// The client requires the browser to be on the device's network and it is not (or either
+    /// address is unknown): the page explains, and offers only Deny.
+    approval_blocked: bool,
 }
 
 #[derive(Serialize)]
@@ -50,8 +53,9 @@ struct DeviceFacts {
     user_code: String,
     asked: String,
     device_kind: String,
-    /// `same`, `different` or `unknown`.
-    network: &'static str,
+    /// `same`, `different` or `unknown`; `None` when the client's `proximity` is `off`
+    /// (nothing compared or shown).
+    network: Option<&'static str>,
 }
 
 pub async fn show(
@@ -106,16 +110,13 @@ fn page<'a>(
     browser: ClientAddress,
 ) -> ConsentPage<'a> {
     let request = &current.request;
+    let near = interaction::nearness(request, browser.ip());
     let device = match &request.requested {
         Requested::Device(asked) => DeviceFacts {
             user_code: asked.user_code.display(),
             asked: device::ago(vestibule_core::now() - asked.grant.created_at),
             device_kind: device::kind(asked.grant.user_agent.as_deref()),
-            network: match device::network(asked.grant.created_ip.as_deref(), browser.ip()) {
-                Network::Same => "same",
-                Network::Different => "different",
-                Network::Unknown => "unknown",
-            },
+            network: near.network.map(|n| n.as_str()),
         },
     };
     ConsentPage {
@@ -126,6 +127,7 @@ fn page<'a>(
         signed_in_as: user.user.name.as_deref().unwrap_or(&user.user.username),
         scopes: scope_words(&request.scopes),
         device: Some(device),
+        approval_blocked: near.blocks_approval,
     }
 }
 

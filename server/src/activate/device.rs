@@ -1,9 +1,6 @@
 //! What the consent page says about the device that asked: what kind of device it looks like,
-//! whether it asked from the browser's network, and how long ago.
-
-use std::net::IpAddr;
-
-use ipnet::{Ipv4Net, Ipv6Net};
+//! and how long ago (whether it asked from the browser's network is core's
+//! [`vestibule_core::services::interaction::nearness`]).
 
 /// Command-line tools and HTTP libraries, by the product token their User-Agent starts with
 /// (lowercase), and how to name them.
@@ -84,40 +81,6 @@ pub fn kind(user_agent: Option<&str>) -> String {
         "an unknown device"
     };
     kind.to_owned()
-}
-
-/// How the device's network relates to the browser's (BCP 247 §6.1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Network {
-    Same,
-    Different,
-    /// One of the two addresses is not known.
-    Unknown,
-}
-
-/// Compares the device's stored address with the browser's: the same IPv4 /24 or IPv6 /56
-/// is the same network. An IPv4-mapped IPv6 address counts as its IPv4 address.
-#[must_use]
-pub fn network(device: Option<&str>, browser: Option<IpAddr>) -> Network {
-    let device = device.and_then(|s| s.trim().parse::<IpAddr>().ok());
-    match (device, browser) {
-        (Some(d), Some(b)) if same_network(d, b) => Network::Same,
-        (Some(_), Some(_)) => Network::Different,
-        _ => Network::Unknown,
-    }
-}
-
-#[must_use]
-pub fn same_network(a: IpAddr, b: IpAddr) -> bool {
-    match (a.to_canonical(), b.to_canonical()) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            Ipv4Net::new_assert(a, 24).trunc() == Ipv4Net::new_assert(b, 24).trunc()
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            Ipv6Net::new_assert(a, 56).trunc() == Ipv6Net::new_assert(b, 56).trunc()
-        }
-        _ => false,
-    }
 }
 
 /// "just now", "1 minute ago", "3 hours ago"…
@@ -214,48 +177,6 @@ mod tests {
             kind(Some("Mozilla/5.0 (X11; Linux x86_64) curl-like/1.0")),
             "a Linux computer"
         );
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn ipv4_networks_are_slash_24() {
-        assert!(same_network(ip("203.0.113.7"), ip("203.0.113.200")));
-        assert!(!same_network(ip("203.0.113.7"), ip("203.0.114.7")));
-        assert!(same_network(ip("::ffff:203.0.113.7"), ip("203.0.113.9")));
-    }
-
-    #[test]
-    fn ipv6_networks_are_slash_56() {
-        assert!(same_network(
-            ip("2001:db8:1:ab00::1"),
-            ip("2001:db8:1:abff:ffff::2")
-        ));
-        assert!(!same_network(
-            ip("2001:db8:1:ab00::1"),
-            ip("2001:db8:1:ac00::1")
-        ));
-        assert!(!same_network(ip("2001:db8::1"), ip("192.0.2.1")));
-    }
-
-    #[test]
-    fn unknown_addresses_make_an_unknown_network() {
-        assert_eq!(
-            network(Some("192.0.2.1"), Some(ip("192.0.2.99"))),
-            Network::Same
-        );
-        assert_eq!(
-            network(Some("192.0.2.1"), Some(ip("198.51.100.1"))),
-            Network::Different
-        );
-        assert_eq!(network(None, Some(ip("192.0.2.1"))), Network::Unknown);
-        assert_eq!(
-            network(Some("not an address"), Some(ip("192.0.2.1"))),
-            Network::Unknown
-        );
-        assert_eq!(network(Some("192.0.2.1"), None), Network::Unknown);
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub enum ActivateError {
     /// The signed-in user may not use the client that asks.
     #[error("no access to {client}")]
     NoAccess { client: String },
+    /// An approval from a browser that is not on the network of the device that asked, for a
+    /// client that requires it (`proximity = require`). The code stays pending: the user may
+    /// still deny it.
+    #[error("{client} may only be approved from the device's network")]
+    OtherNetwork { client: String },
     /// Too many failures from this address (or for this account): wait `retry_after`.
     #[error("throttled: {what:?}")]
     Throttled {
@@ -114,6 +119,19 @@ impl ActivateError {
                 )),
                 next: START_AGAIN,
             },
+            Self::OtherNetwork { client } => Problem {
+                title: "You cannot approve this from here",
+                message: Cow::Owned(format!(
+                    "{client} can only be approved from the network of the device that asked \
+                     (for example the same Wi-Fi), and you are on another one, so nothing was \
+                     approved. Connect to the device's network and try again — or, if you did not \
+                     start this yourself just now, deny it."
+                )),
+                next: Some(Link {
+                    href: super::CONSENT_PATH,
+                    text: "Back to the request",
+                }),
+            },
             Self::NotFound => Problem {
                 title: "Page not found",
                 message: Cow::Borrowed("There is no page at this address."),
@@ -167,7 +185,7 @@ impl ActivateError {
 impl ResponseError for ActivateError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Csrf | Self::NoAccess { .. } => StatusCode::FORBIDDEN,
+            Self::Csrf | Self::NoAccess { .. } | Self::OtherNetwork { .. } => StatusCode::FORBIDDEN,
             Self::BadForm(_) | Self::BadValue(_) => StatusCode::BAD_REQUEST,
             Self::NoCodeInProgress => StatusCode::SEE_OTHER,
             Self::CodeExpired => StatusCode::GONE,

@@ -126,7 +126,12 @@ pub async fn after_sign_in(
     current: &Current,
     user: &SignedUser,
 ) -> Result<HttpResponse, ActivateError> {
-    if interaction::consent_remembered(core, &current.request, &user.user).await? {
+    let approver = Approver {
+        user: &user.user,
+        auth_time: user.auth_time,
+        ip: ClientAddress::of(req).ip(),
+    };
+    if interaction::consent_remembered(core, &current.request, approver).await? {
         return decide(core, session, req, current, user, Decision::Approve).await;
     }
     Ok(see_other(CONSENT_PATH))
@@ -135,7 +140,8 @@ pub async fn after_sign_in(
 /// Records the decision and sends the browser to the done page.
 ///
 /// # Errors
-/// `NoAccess` when the user may not use the client; `CodeExpired` / `CodeUsed` when the grant
+/// `NoAccess` when the user may not use the client; `OtherNetwork` when the client requires the
+/// browser to be on the device's network and it is not; `CodeExpired` / `CodeUsed` when the grant
 /// is no longer pending; database failures.
 pub async fn decide(
     core: &Core,
@@ -145,16 +151,20 @@ pub async fn decide(
     user: &SignedUser,
     decision: Decision,
 ) -> Result<HttpResponse, ActivateError> {
-    let ip = ClientAddress::of(req).text();
     let approver = Approver {
         user: &user.user,
         auth_time: user.auth_time,
-        ip: ip.as_deref(),
+        ip: ClientAddress::of(req).ip(),
     };
     match interaction::decide(core, &current.request, approver, decision).await? {
         Decided::Recorded => {}
         Decided::NoAccess => {
             return Err(ActivateError::NoAccess {
+                client: current.request.client.name.clone(),
+            });
+        }
+        Decided::OtherNetwork => {
+            return Err(ActivateError::OtherNetwork {
                 client: current.request.client.name.clone(),
             });
         }

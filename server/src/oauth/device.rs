@@ -21,7 +21,8 @@ struct DeviceAuthorizationResponse {
 /// `POST /w/{slug}/device_authorization`: authenticates the client, checks its grant and
 /// scopes, applies the per client and address rate limit (BCP 247 §6.1.11:
 /// `security.device_authorization_limit` per `security.device_authorization_window`, shared by
-/// every instance), and answers with a fresh device code and user code.
+/// every instance), refuses a request from outside the client's trusted networks (BCP 247
+/// §6.1.8, in [`device_grants::start`]), and answers with a fresh device code and user code.
 pub async fn authorize(
     req: HttpRequest,
     core: web::Data<Core>,
@@ -34,15 +35,14 @@ pub async fn authorize(
     let client = clients::authenticate(&core, workspace.id, &credentials).await?;
     let scopes = scopes::grantable(&client, params.get("scope"))?;
     let origin = device_grants::Origin {
-        ip: vestibule_web::ClientAddress::of(&req).text(),
+        ip: vestibule_web::ClientAddress::of(&req).ip(),
         user_agent: req
             .headers()
             .get(actix_web::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    if let Some(wait) = attempts::device_authorization(&core, &client, origin.ip.as_deref()).await?
-    {
+    if let Some(wait) = attempts::device_authorization(&core, &client, origin.ip).await? {
         return Err(OAuthResponse::RateLimited(wait));
     }
     let started = device_grants::start(&core, &workspace, &client, scopes, origin).await?;

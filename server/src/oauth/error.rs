@@ -66,7 +66,7 @@ impl ErrorCode {
             Refusal::ConfidentialClientRequired
             | Refusal::DeviceFlowDisabled
             | Refusal::GrantNotEnabled(_)
-            | Refusal::DeviceNetworksNotEnforced => Self::UnauthorizedClient,
+            | Refusal::DeviceNetworkRefused => Self::UnauthorizedClient,
             Refusal::ScopeMalformed(_) | Refusal::ScopeNotEnabled(_) | Refusal::ScopeWidened(_) => {
                 Self::InvalidScope
             }

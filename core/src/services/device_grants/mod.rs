@@ -19,6 +19,7 @@ pub(crate) use store::GrantTransaction;
 pub use store::{FOLLOW_INTERVAL, GrantStore, SLOW_DOWN_STEP};
 use store::{Sighting, Verdict};
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::Core;
@@ -33,15 +34,16 @@ use crate::services::interaction::{
     Approver, AuthorizationRequest, Decision, DeviceRequest, Requested,
 };
 use crate::services::tokens::{self, Issued};
-use crate::services::{grants, users};
+use crate::services::{attempts, grants, users};
 use crate::types::{Grant, ScopeSet, UserCode};
 
 const DRAW_ATTEMPTS: usize = 16;
 
-/// Where a request came from, for the consent page and the timeline.
+/// Where a request came from, for the trusted networks, the consent page and the timeline.
 #[derive(Debug, Clone, Default)]
 pub struct Origin {
-    pub ip: Option<String>,
+    /// The client address, as rate limits see it (after `server.trusted_proxies`).
+    pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
 }
 
@@ -57,7 +59,9 @@ pub struct Started {
 ///
 /// # Errors
 /// [`Refusal::DeviceFlowDisabled`] or [`Refusal::GrantNotEnabled`] when the workspace or the
-/// client may not use the grant; [`Refusal::NoFreeUserCode`] when every code drawn is taken.
+/// client may not use the grant; [`Refusal::DeviceNetworkRefused`] when the request comes from
+/// outside the client's trusted networks (audited, see [`attempts::device_network_refused`]);
+/// [`Refusal::NoFreeUserCode`] when every code drawn is taken.
 pub async fn start(
     core: &Core,
     workspace: &Workspace,
@@ -72,8 +76,9 @@ pub async fn start(
     if !client.grants.contains(Grant::DeviceCode) {
         return Err(Refusal::GrantNotEnabled(Grant::DeviceCode).into());
     }
-    if !client.device_networks.trim().is_empty() {
-        return Err(Refusal::DeviceNetworksNotEnforced.into());
+    if !client.device_networks.allows(origin.ip) {
+        attempts::device_network_refused(core, workspace.id, client, origin.ip).await?;
+        return Err(Refusal::DeviceNetworkRefused.into());
     }
     let keyring = &core.keyring;
     let device_code = crypto::random_token();
@@ -99,7 +104,7 @@ pub async fn start(
             auth_time: Set(None),
             decided_at: Set(None),
             consumed_at: Set(None),
-            created_ip: Set(origin.ip.clone()),
+            created_ip: Set(origin.ip.map(|ip| ip.to_string())),
             user_agent: Set(origin
                 .user_agent
                 .as_ref()
@@ -306,7 +311,7 @@ pub(crate) async fn record_decision(
         workspace_id: approver.user.workspace_id,
         user_id: approver.user.id,
         auth_time: approver.auth_time,
-        ip: approver.ip.map(str::to_owned),
+        ip: approver.ip.map(|ip| ip.to_string()),
     };
     let Some(grant) = txn.decide(grant.id, verdict, crate::now()).await? else {
         return Ok(false);
@@ -319,7 +324,7 @@ pub(crate) async fn record_decision(
             action,
             target: Some(grant.id.to_string()),
             detail: serde_json::json!({ "client": grant.client_id, "scopes": grant.scopes }),
-            ip: approver.ip.map(str::to_owned),
+            ip: approver.ip.map(|ip| ip.to_string()),
         },
     )
     .await?;
