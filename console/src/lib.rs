@@ -10,6 +10,7 @@ mod admins;
 mod audit;
 mod auth;
 mod clients;
+mod defences;
 mod devices;
 mod error;
 mod form;
@@ -93,6 +94,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, core: &Core) {
                 web::resource("/workspaces/{slug}/clients/{client_id}/simulator")
                     .route(web::get().to(simulator::show))
                     .route(web::post().to(simulator::start)),
+            )
+            .service(
+                web::resource("/workspaces/{slug}/defences").route(web::get().to(defences::show)),
             )
             .service(
                 web::resource("/workspaces/{slug}/devices").route(web::get().to(devices::list)),

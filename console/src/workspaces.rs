@@ -137,12 +137,13 @@ struct SettingsValues {
     access_token_ttl: String,
     id_token_ttl: String,
     refresh_token_ttl: String,
+    device_grant_max_age: String,
     audience: String,
     dynamic_registration: bool,
     new_device_email: bool,
 }
 
-const SETTINGS_FIELDS: [&str; 13] = [
+const SETTINGS_FIELDS: [&str; 14] = [
     "name",
     "device_flow_enabled",
     "user_code_length",
@@ -153,6 +154,7 @@ const SETTINGS_FIELDS: [&str; 13] = [
     "access_token_ttl",
     "id_token_ttl",
     "refresh_token_ttl",
+    "device_grant_max_age",
     "audience",
     "dynamic_registration",
     "new_device_email",
@@ -171,6 +173,7 @@ impl SettingsValues {
             access_token_ttl: m.access_token_ttl.to_string(),
             id_token_ttl: m.id_token_ttl.to_string(),
             refresh_token_ttl: m.refresh_token_ttl.to_string(),
+            device_grant_max_age: m.device_grant_max_age.to_string(),
             audience: m.audience.clone().unwrap_or_default(),
             dynamic_registration: m.dynamic_registration,
             new_device_email: m.new_device_email,
@@ -190,6 +193,7 @@ impl SettingsValues {
             access_token_ttl: text("access_token_ttl"),
             id_token_ttl: text("id_token_ttl"),
             refresh_token_ttl: text("refresh_token_ttl"),
+            device_grant_max_age: text("device_grant_max_age"),
             audience: text("audience"),
             dynamic_registration: f.checked("dynamic_registration"),
             new_device_email: f.checked("new_device_email"),
@@ -210,7 +214,7 @@ fn changes(f: &Fields) -> Result<Changes, vestibule_core::Error> {
         access_token_ttl: Some(f.number("access_token_ttl")?),
         id_token_ttl: Some(f.number("id_token_ttl")?),
         refresh_token_ttl: Some(f.number("refresh_token_ttl")?),
-        device_grant_max_age: None,
+        device_grant_max_age: Some(f.number("device_grant_max_age")?),
         audience: Some(f.text("audience").to_owned()),
         dynamic_registration: Some(f.checked("dynamic_registration")),
         new_device_email: Some(f.checked("new_device_email")),

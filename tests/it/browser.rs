@@ -4,6 +4,15 @@
 //! `target/tmp/browser-screenshots/`: the README's tour after a pass, the last page after a
 //! failure. With `VESTIBULE_REFRESH_SCREENSHOTS=1` (outside CI) a pass refreshes the tour in
 //! `docs/screenshots/` instead.
+//!
+//! The `/activate` tests run on a phone's viewport and check every page they reach with
+//! axe-core (no `serious` or `critical` violation). axe-core is the pinned npm package that
+//! `.ci/run` installs under `target/axe/` (`VESTIBULE_AXE_JS` names another `axe.min.js`);
+//! without it they are skipped, and fail under `CI=true`.
+//!
+//! A scenario drives one [`Page`] (go, fill, click, arrive, audit, shot) in a [`Session`],
+//! which starts chromedriver and Chromium and, at the end, saves the screenshots or, on a
+//! failure, the last page.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::Value;
 use vestibule_core::services::workspaces;
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
@@ -21,6 +31,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Set to `1` to write the tour's screenshots over `docs/screenshots/`.
 const REFRESH_SCREENSHOTS: &str = "VESTIBULE_REFRESH_SCREENSHOTS";
+/// The path of another `axe.min.js` than the one `.ci/run` installs.
+const AXE_JS: &str = "VESTIBULE_AXE_JS";
 
 fn under_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
@@ -48,6 +60,38 @@ fn browser_installed(test: &str) -> bool {
     false
 }
 
+/// axe-core's script, injected into the pages it checks.
+#[derive(Clone)]
+struct Axe(String);
+
+impl Axe {
+    /// The script `.ci/run` installs (or `VESTIBULE_AXE_JS`); `None`, with the reason printed,
+    /// when it is missing. Under CI its absence fails the test instead.
+    fn load(test: &str) -> Option<Self> {
+        let path = std::env::var_os(AXE_JS).map_or_else(
+            || repo_root().join("target/axe/node_modules/axe-core/axe.min.js"),
+            PathBuf::from,
+        );
+        match std::fs::read_to_string(&path) {
+            Ok(source) => Some(Self(source)),
+            Err(e) => {
+                let install = "npm install --no-save --prefix \"$PWD/target/axe\" axe-core@VERSION \
+                               (the version .ci/run pins)";
+                assert!(
+                    !under_ci(),
+                    "{test}: axe-core missing under CI=true ({}: {e}); {install}",
+                    path.display()
+                );
+                eprintln!(
+                    "{test}: skipped (axe-core missing at {}: {e}; {install}, or set {AXE_JS})",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+}
+
 /// Where the tour's screenshots go: the README's `docs/screenshots/` only when asked for, and
 /// never under CI (a test run must not rewrite tracked files); otherwise the target directory.
 fn tour_screenshots_dir() -> PathBuf {
@@ -63,6 +107,36 @@ fn tour_screenshots_dir() -> PathBuf {
 
 fn scratch_screenshots_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots")
+}
+
+/// The window a session browses in.
+#[derive(Clone, Copy)]
+enum Viewport {
+    /// A desktop window, for the console.
+    Desktop,
+    /// A phone (390 × 844 CSS pixels, touch, a phone's user agent), as people use `/activate`.
+    Phone,
+}
+
+impl Viewport {
+    /// The capabilities' `goog:chromeOptions` for this viewport, beside the common `args`.
+    fn chrome_options(self, mut args: Vec<String>) -> Value {
+        match self {
+            Self::Desktop => {
+                args.push("--window-size=1280,1400".to_owned());
+                serde_json::json!({ "binary": CHROMIUM, "args": args })
+            }
+            Self::Phone => serde_json::json!({
+                "binary": CHROMIUM,
+                "args": args,
+                "mobileEmulation": {
+                    "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "touch": true },
+                    "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
+                                  (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
+                },
+            }),
+        }
+    }
 }
 
 /// A chromedriver of our own on a free port, stopped when dropped.
@@ -93,8 +167,8 @@ impl Driver {
     }
 
     /// A headless Chromium session with a fresh profile in `profile`.
-    async fn browser(&self, profile: &Path) -> anyhow::Result<Client> {
-        let args = [
+    async fn browser(&self, profile: &Path, viewport: Viewport) -> anyhow::Result<Client> {
+        let args = vec![
             "--headless".to_owned(),
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
@@ -103,13 +177,12 @@ impl Driver {
             "--disable-sync".to_owned(),
             "--no-first-run".to_owned(),
             "--disable-quic".to_owned(),
-            "--window-size=1280,1400".to_owned(),
             format!("--user-data-dir={}", profile.display()),
         ];
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".to_owned(),
-            serde_json::json!({ "binary": CHROMIUM, "args": args }),
+            viewport.chrome_options(args),
         );
         ClientBuilder::new(HttpConnector::new())
             .capabilities(caps)
@@ -156,16 +229,23 @@ async fn save_screenshot(browser: &Client, dir: &Path, name: &str) -> anyhow::Re
     Ok(path)
 }
 
-/// One page of the scenario, with its screenshot for the README.
-struct Tour {
+/// The browser as a scenario drives it, collecting screenshots for the README as it goes.
+struct Page {
     browser: Client,
     base: String,
     shots: Vec<(String, Vec<u8>)>,
+    /// Set for sessions that check accessibility.
+    axe: Option<Axe>,
 }
 
-impl Tour {
+impl Page {
+    /// Opens `path` on the app (or an absolute URL).
     async fn go(&self, path: &str) -> anyhow::Result<()> {
-        self.browser.goto(&format!("{}{path}", self.base)).await?;
+        if path.starts_with("http") {
+            self.browser.goto(path).await?;
+        } else {
+            self.browser.goto(&format!("{}{path}", self.base)).await?;
+        }
         Ok(())
     }
 
@@ -187,6 +267,26 @@ impl Tour {
             .context(css.to_owned())?
             .click()
             .await?;
+        Ok(())
+    }
+
+    /// Clicks the element (a form's button) and waits until the page it leads to has
+    /// replaced this one, also when both have the same path (a form shown again).
+    async fn submit(&self, css: &str) -> anyhow::Result<()> {
+        const LEAVING: &str = "document.documentElement.dataset.leaving = 'yes';";
+        const ARRIVED: &str = "return document.readyState === 'complete' \
+                               && document.documentElement.dataset.leaving !== 'yes';";
+        self.browser.execute(LEAVING, Vec::new()).await?;
+        self.click(css).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // While the next page loads, a script may fail: that is not yet an answer.
+        while self.browser.execute(ARRIVED, Vec::new()).await.ok() != Some(Value::Bool(true)) {
+            ensure!(
+                Instant::now() < deadline,
+                "{css}: no new page after the click"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         Ok(())
     }
 
@@ -244,11 +344,113 @@ impl Tour {
         self.shots.push((name.to_owned(), png));
         Ok(())
     }
+
+    /// Checks the page as it stands: it fits the window's width (nothing to scroll sideways
+    /// on a phone) and, when the session has axe-core, has no `serious` or `critical`
+    /// accessibility violation. `what` names the page in the failure, which lists them.
+    async fn audit(&self, what: &str) -> anyhow::Result<()> {
+        let overflow = self
+            .browser
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                Vec::new(),
+            )
+            .await?;
+        ensure!(
+            overflow.as_i64().is_some_and(|px| px <= 0),
+            "{what}: wider than the window by {overflow} px"
+        );
+        let Some(Axe(source)) = &self.axe else {
+            return Ok(());
+        };
+        self.browser.execute(source, Vec::new()).await?;
+        let found = self
+            .browser
+            .execute_async(
+                r"const done = arguments[arguments.length - 1];
+                axe.run(document, { resultTypes: ['violations'] })
+                  .then((r) => done(r.violations
+                    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                    .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                                   nodes: v.nodes.map((n) => n.target.join(' ')) }))))
+                  .catch((e) => done({ error: String(e) }));",
+                Vec::new(),
+            )
+            .await?;
+        let violations = found
+            .as_array()
+            .with_context(|| format!("{what}: axe-core failed: {found}"))?;
+        ensure!(
+            violations.is_empty(),
+            "{what} ({}): serious or critical accessibility violations:\n{}",
+            self.path().await?,
+            violations
+                .iter()
+                .map(|v| format!(
+                    "- {} ({}): {} at {}",
+                    v["id"].as_str().unwrap_or_default(),
+                    v["impact"].as_str().unwrap_or_default(),
+                    v["help"].as_str().unwrap_or_default(),
+                    v["nodes"]
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        Ok(())
+    }
+}
+
+/// chromedriver, Chromium and the page a scenario drives. [`Session::finish`] saves the
+/// screenshots of a pass or panics with the last page's screenshot.
+struct Session {
+    test: &'static str,
+    page: Page,
+    _driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+impl Session {
+    async fn open(test: &'static str, app: &TestApp, viewport: Viewport, axe: Option<Axe>) -> Self {
+        let driver = Driver::start().await.expect("chromedriver");
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let browser = driver
+            .browser(profile.path(), viewport)
+            .await
+            .expect("chromium");
+        Self {
+            test,
+            page: Page {
+                browser,
+                base: app.address.clone(),
+                shots: Vec::new(),
+                axe,
+            },
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    async fn finish(self, outcome: anyhow::Result<()>) {
+        let Self { test, page, .. } = self;
+        if let Err(e) = &outcome {
+            let saved = save_screenshot(&page.browser, &scratch_screenshots_dir(), test).await;
+            let _ = page.browser.clone().close().await;
+            panic!("{e:#}\nscreenshot: {saved:?}");
+        }
+        let dir = tour_screenshots_dir();
+        std::fs::create_dir_all(&dir).expect("a screenshot directory");
+        for (name, png) in &page.shots {
+            std::fs::write(dir.join(format!("{name}.png")), png).expect("save a screenshot");
+        }
+        eprintln!("{test}: screenshots in {}", dir.display());
+        page.browser.close().await.expect("close the browser");
+    }
 }
 
 /// The console and `/activate` end to end: an admin sets a workspace up, runs the simulator,
-/// and a user approves the simulated device from the QR code's link.
-async fn scenario(tour: &mut Tour, app: &TestApp) -> anyhow::Result<()> {
+/// a user approves the simulated device from the QR code's link, and the admin looks at the
+/// workspace's phishing defences.
+async fn console_tour(tour: &mut Page, app: &TestApp) -> anyhow::Result<()> {
     tour.go("/console/login").await?;
     tour.fill("#email", ADMIN_EMAIL).await?;
     tour.fill("#password", ADMIN_PASSWORD).await?;
@@ -321,7 +523,7 @@ async fn scenario(tour: &mut Tour, app: &TestApp) -> anyhow::Result<()> {
         .await?
         .context("the workspace exists")?;
     app.user(&ws, "alice", "alice password").await;
-    tour.browser.goto(&link).await?;
+    tour.go(&link).await?;
     // The link only pre-fills the code; the person confirms it.
     tour.arrive("code pre-filled", |p| p == "/activate").await?;
     tour.click("button[type=submit]").await?;
@@ -356,6 +558,14 @@ async fn scenario(tour: &mut Tour, app: &TestApp) -> anyhow::Result<()> {
         // The page reloads itself every 3 s; wait for that, not a manual reload.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    tour.go("/console/workspaces/living-room/defences").await?;
+    let proximity = tour.text("tr[data-section='6.1.1']").await?;
+    ensure!(
+        proximity.contains("Living-room TV: warn"),
+        "the panel lists the client's proximity: {proximity}"
+    );
+    tour.shot("console-defences").await?;
     Ok(())
 }
 
@@ -367,25 +577,251 @@ async fn console_simulator_and_activate_in_chromium() {
         return;
     }
     let app = TestApp::spawn().await;
-    let driver = Driver::start().await.expect("chromedriver");
-    let profile = tempfile::tempdir().expect("a profile directory");
-    let browser = driver.browser(profile.path()).await.expect("chromium");
-    let mut tour = Tour {
-        browser,
-        base: app.address.clone(),
-        shots: Vec::new(),
+    let mut session = Session::open(TEST, &app, Viewport::Desktop, None).await;
+    let outcome = console_tour(&mut session.page, &app).await;
+    session.finish(outcome).await;
+}
+
+/// A device of the phone scenarios: it asks over HTTP as a TV would, and polls.
+struct Device<'a> {
+    app: &'a TestApp,
+    client_id: String,
+    http: reqwest::Client,
+}
+
+/// What the device shows its user.
+struct Shown {
+    device_code: String,
+    user_code: String,
+    verification_uri_complete: String,
+}
+
+impl Device<'_> {
+    async fn ask(&self) -> anyhow::Result<Shown> {
+        let res = self
+            .http
+            .post(self.app.url("/w/home/device_authorization"))
+            .form(&[
+                ("client_id", self.client_id.as_str()),
+                ("scope", "openid profile"),
+            ])
+            .send()
+            .await?;
+        ensure!(
+            res.status() == 200,
+            "device authorization: {}",
+            res.status()
+        );
+        let body: Value = res.json().await?;
+        let field = |name: &str| {
+            body[name]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("no {name} in {body}"))
+        };
+        Ok(Shown {
+            device_code: field("device_code")?,
+            user_code: field("user_code")?,
+            verification_uri_complete: field("verification_uri_complete")?,
+        })
+    }
+
+    /// Polls as RFC 8628 says until the answer is no longer "pending" (or "slow down").
+    async fn outcome(&self, shown: &Shown) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut interval = Duration::from_secs(1);
+        loop {
+            let body: Value = self
+                .http
+                .post(self.app.url("/w/home/token"))
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", shown.device_code.as_str()),
+                    ("client_id", self.client_id.as_str()),
+                ])
+                .send()
+                .await?
+                .json()
+                .await?;
+            match body["error"].as_str() {
+                Some("authorization_pending") => {}
+                Some("slow_down") => interval += Duration::from_secs(5),
+                _ => return Ok(body),
+            }
+            ensure!(Instant::now() < deadline, "still pending: {body}");
+            tokio::time::sleep(interval).await;
+        }
+    }
+}
+
+/// A typed code's user code as a hurried person types it on a phone: lowercase, a space for
+/// the dash.
+fn typed_carelessly(user_code: &str) -> String {
+    user_code.to_lowercase().replace('-', " ")
+}
+
+/// Wrong codes an address may enter in the phone scenarios before it is throttled.
+const USER_CODE_BUDGET: u32 = 3;
+
+/// `/activate` on a phone: a typed code, a QR link (consent shown although given before),
+/// a denial, and the page of an address that entered too many wrong codes; every page checked
+/// with axe-core.
+async fn activate_on_a_phone(page: &mut Page, app: &TestApp) -> anyhow::Result<()> {
+    let ws = app
+        .workspace(
+            "home",
+            workspaces::Changes {
+                name: Some("Home".to_owned()),
+                ..workspaces::Changes::default()
+            },
+        )
+        .await;
+    let (client_id, _) = app
+        .client(&ws, true, &["device_code"], "openid profile")
+        .await;
+    app.user(&ws, "alice", "alice password").await;
+    let device = Device {
+        app,
+        client_id,
+        http: reqwest::Client::builder()
+            .user_agent(
+                "Mozilla/5.0 (SMART-TV; Linux; Tizen 7.0) AppleWebKit/537.36 TV Safari/537.36",
+            )
+            .build()?,
     };
-    let outcome = scenario(&mut tour, &app).await;
-    if let Err(e) = &outcome {
-        let saved = save_screenshot(&tour.browser, &scratch_screenshots_dir(), TEST).await;
-        let _ = tour.browser.clone().close().await;
-        panic!("{e:#}\nscreenshot: {saved:?}");
+
+    // A typed code: the entry page, sign-in, consent, done; the device gets its tokens.
+    let shown = device.ask().await?;
+    page.go("/activate").await?;
+    page.audit("code entry").await?;
+    page.shot("phone-activate-entry").await?;
+    page.fill("#user_code", &typed_carelessly(&shown.user_code))
+        .await?;
+    page.submit("form[action='/activate'] button[type=submit]")
+        .await?;
+    page.arrive("sign-in asked", |p| p == "/activate/sign-in")
+        .await?;
+    page.audit("sign-in").await?;
+    page.fill("#username", "alice").await?;
+    page.fill("#password", "alice password").await?;
+    page.shot("phone-activate-sign-in").await?;
+    page.submit("form[action='/activate/sign-in'] button[type=submit]")
+        .await?;
+    page.arrive("consent shown", |p| p == "/activate/consent")
+        .await?;
+    page.audit("consent").await?;
+    let code = page.text("[data-field=user_code]").await?;
+    ensure!(code == shown.user_code, "consent shows {code}");
+    let request = page.text("dl.facts").await?;
+    ensure!(
+        request.contains("a TV"),
+        "consent names the device: {request}"
+    );
+    page.shot("phone-activate-consent").await?;
+    page.submit("button[name=decision][value=approve]").await?;
+    page.arrive("done page", |p| p == "/activate/done").await?;
+    page.audit("done").await?;
+    page.shot("phone-activate-done").await?;
+    let tokens = device.outcome(&shown).await?;
+    ensure!(tokens["access_token"].is_string(), "tokens: {tokens}");
+
+    // The QR code's link, although alice already consented to these scopes (a typed code
+    // would skip consent now): consent is shown all the same, with the code to compare.
+    let shown = device.ask().await?;
+    page.go(&shown.verification_uri_complete).await?;
+    page.arrive("code pre-filled", |p| p == "/activate").await?;
+    page.audit("code entry from a link").await?;
+    page.submit("form[action='/activate'] button[type=submit]")
+        .await?;
+    page.arrive("consent shown after a link", |p| p == "/activate/consent")
+        .await?;
+    let code = page.text("[data-field=user_code]").await?;
+    ensure!(code == shown.user_code, "consent shows {code}");
+    page.submit("button[name=decision][value=approve]").await?;
+    page.arrive("done page", |p| p == "/activate/done").await?;
+    let tokens = device.outcome(&shown).await?;
+    ensure!(tokens["access_token"].is_string(), "tokens: {tokens}");
+
+    // The skip is real: a typed code of the same client goes straight to done...
+    let shown = device.ask().await?;
+    page.go("/activate").await?;
+    page.fill("#user_code", &shown.user_code).await?;
+    page.submit("form[action='/activate'] button[type=submit]")
+        .await?;
+    page.arrive("consent skipped", |p| p == "/activate/done")
+        .await?;
+    let tokens = device.outcome(&shown).await?;
+    ensure!(tokens["access_token"].is_string(), "tokens: {tokens}");
+
+    // ...while a link still asks, and a denial reaches the device.
+    let shown = device.ask().await?;
+    page.go(&shown.verification_uri_complete).await?;
+    page.arrive("code pre-filled", |p| p == "/activate").await?;
+    page.submit("form[action='/activate'] button[type=submit]")
+        .await?;
+    page.arrive("consent shown", |p| p == "/activate/consent")
+        .await?;
+    page.submit("button[name=decision][value=deny]").await?;
+    page.arrive("denied page", |p| p == "/activate/done")
+        .await?;
+    let h1 = page.text("h1").await?;
+    ensure!(h1.contains("Request denied"), "the denied page says {h1:?}");
+    page.audit("denied").await?;
+    let denied = device.outcome(&shown).await?;
+    ensure!(denied["error"] == "access_denied", "the device: {denied}");
+
+    // Wrong codes: a message beside the field, then the throttled page.
+    page.go("/activate").await?;
+    let mut throttled = false;
+    for attempt in 1..=USER_CODE_BUDGET + 1 {
+        page.fill("#user_code", "BCDF-GHJK").await?;
+        page.submit("form[action='/activate'] button[type=submit]")
+            .await?;
+        page.arrive("a wrong code's answer", |p| p == "/activate")
+            .await?;
+        if page.text("h1").await? == "Too many wrong codes" {
+            throttled = true;
+            break;
+        }
+        ensure!(
+            page.text("#user_code-message").await.is_ok(),
+            "attempt {attempt}: the wrong code is named beside the field"
+        );
+        if attempt == 1 {
+            page.audit("a wrong code").await?;
+        }
     }
-    let dir = tour_screenshots_dir();
-    std::fs::create_dir_all(&dir).expect("a screenshot directory");
-    for (name, png) in &tour.shots {
-        std::fs::write(dir.join(format!("{name}.png")), png).expect("save a screenshot");
+    ensure!(
+        throttled,
+        "not throttled after {USER_CODE_BUDGET} wrong codes"
+    );
+    page.audit("throttled").await?;
+    let message = page.text("[role=alert]").await?;
+    ensure!(
+        message.contains("Wait") && message.contains("minute"),
+        "the throttled page says how long to wait: {message}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "drives Chromium: cargo test --test it browser -- --ignored"]
+async fn activate_on_a_phone_in_chromium_passes_axe() {
+    const TEST: &str = "activate_on_a_phone_in_chromium_passes_axe";
+    if !browser_installed(TEST) {
+        return;
     }
-    eprintln!("{TEST}: tour screenshots in {}", dir.display());
-    tour.browser.close().await.expect("close the browser");
+    let Some(axe) = Axe::load(TEST) else {
+        return;
+    };
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "VESTIBULE__SECURITY__USER_CODE_MAX_FAILURES".into(),
+            USER_CODE_BUDGET.to_string(),
+        );
+    })
+    .await;
+    let mut session = Session::open(TEST, &app, Viewport::Phone, Some(axe)).await;
+    let outcome = activate_on_a_phone(&mut session.page, &app).await;
+    session.finish(outcome).await;
 }

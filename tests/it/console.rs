@@ -168,6 +168,7 @@ async fn pages_need_a_signed_in_admin() {
         format!("/console/workspaces/home/clients/{client_id}"),
         format!("/console/workspaces/home/clients/{client_id}/delete"),
         "/console/workspaces/home/users".to_owned(),
+        "/console/workspaces/home/defences".to_owned(),
         "/console/admins".to_owned(),
         "/console/audit".to_owned(),
     ] {
@@ -450,6 +451,7 @@ pub(crate) async fn settings_form(
         "access_token_ttl",
         "id_token_ttl",
         "refresh_token_ttl",
+        "device_grant_max_age",
         "audience",
     ]
     .iter()
@@ -563,6 +565,8 @@ async fn settings_errors_show_beside_the_field_and_change_nothing() {
         ("device_code_ttl", "0", "from 1 to"),
         ("polling_interval", "-5", "from 1 to"),
         ("access_token_ttl", "99999999999", "from 1 to"),
+        ("device_grant_max_age", "0", "from 1 to"),
+        ("device_grant_max_age", "", "whole number"),
         ("user_code_charset", "hex", "base20 or digits"),
         ("audience", "has spaces in it", "without spaces"),
         ("name", "   ", "must not be empty"),

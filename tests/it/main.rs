@@ -15,6 +15,7 @@ mod config;
 mod console;
 mod console_devices;
 mod crash;
+mod defences;
 mod device_flow;
 mod fail_closed;
 mod hostile_input;

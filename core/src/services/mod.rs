@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod client_credentials;
 pub mod clients;
 pub mod consents;
+pub mod defences;
 pub mod device_authorizations;
 pub mod device_grants;
 pub mod entropy;

@@ -309,6 +309,11 @@ const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "GET",
+        path: "/console/workspaces/{slug}/defences",
+        fields: &[],
+    },
+    Endpoint {
+        method: "GET",
         path: "/console/workspaces/{slug}/devices",
         fields: &["client", "page"],
     },
