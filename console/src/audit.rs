@@ -14,6 +14,8 @@ use crate::auth::SignedIn;
 use crate::error::ConsoleError;
 use crate::html;
 
+pub use vestibule_web::html::timestamp;
+
 const PER_PAGE: u64 = 50;
 
 #[derive(Deserialize)]
@@ -127,15 +129,4 @@ pub async fn list(
             next: (found.number < found.pages).then(|| link(found.number + 1)),
         },
     )
-}
-
-/// Unix seconds as `2026-11-29 14:03:07 UTC`.
-#[must_use]
-pub fn timestamp(unix: i64) -> String {
-    let format =
-        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| unix.to_string())
 }

@@ -421,7 +421,8 @@ pub async fn revoke_grant(
         path.grant_id,
         address.text(),
     )
-    .await?;
+    .await?
+    .ended;
     let notice = if ended {
         "Grant revoked: its tokens stopped working."
     } else {

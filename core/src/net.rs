@@ -163,12 +163,45 @@ pub fn same_network(a: IpAddr, b: IpAddr) -> bool {
     }
 }
 
+/// The network of a stored address, never the address itself: `192.0.2.x` for its IPv4 /24,
+/// `2001:db8:1:ab00::/56` for its IPv6 /56 (the networks [`same_network`] compares). An
+/// IPv4-mapped IPv6 address is shown as its IPv4 network; an unreadable one as nothing.
+#[must_use]
+pub fn coarse_network(address: Option<&str>) -> Option<String> {
+    let ip = address?.trim().parse::<IpAddr>().ok()?;
+    Some(match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.x")
+        }
+        IpAddr::V6(v6) => Ipv6Net::new_assert(v6, 56).trunc().to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn networks_are_shown_without_the_address() {
+        assert_eq!(
+            coarse_network(Some("192.0.2.123")).as_deref(),
+            Some("192.0.2.x")
+        );
+        assert_eq!(
+            coarse_network(Some("::ffff:203.0.113.7")).as_deref(),
+            Some("203.0.113.x")
+        );
+        assert_eq!(
+            coarse_network(Some("2001:db8:1:abcd:1234:5678:9abc:def0")).as_deref(),
+            Some("2001:db8:1:ab00::/56")
+        );
+        assert_eq!(coarse_network(Some("not an address")), None);
+        assert_eq!(coarse_network(None), None);
     }
 
     #[test]

@@ -74,9 +74,10 @@ impl Application {
                 .app_data(data.clone())
                 .service(routes::health::healthz)
                 .service(routes::health::readyz)
+                // Before the protocol endpoints: the account pages live under `/w/{slug}`.
+                .configure(|cfg| crate::activate::configure(cfg, &app_core))
                 .configure(crate::oauth::configure)
                 .configure(crate::assets::configure)
-                .configure(|cfg| crate::activate::configure(cfg, &app_core))
                 .configure(|cfg| vestibule_console::configure(cfg, &app_core))
         })
         .shutdown_timeout(10)

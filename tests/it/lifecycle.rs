@@ -377,6 +377,7 @@ async fn every_revocation_forgets_the_remembered_consent() {
                     user_grants::revoke(&core.db, &Actor::Cli, lab.ws.id, user.id, grant_id, None)
                         .await
                         .unwrap()
+                        .ended
                 );
             }
             Revocation::ConsoleAllGrants => {

@@ -7,6 +7,7 @@
 
 mod helpers;
 
+mod account;
 mod activate;
 mod browser;
 mod budgets;

@@ -17,6 +17,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction};
 use serde_json::Value;
 use vestibule_core::entities::user;
+use vestibule_core::services::interaction::Decision;
 use vestibule_core::services::workspaces::Changes;
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Browser, TestApp, hidden};
@@ -396,6 +397,94 @@ async fn requests_fail_fast_while_the_database_is_away_and_all_works_again_after
     assert!(done.contains("return to your device"), "{done}");
     let tokens = tokens_within(&f.b, &f.client_id, &waiting, Duration::from_secs(10)).await;
     assert!(tokens["access_token"].is_string(), "{tokens}");
+}
+
+/// The account pages while the database is away: a revocation and a sign-in answer 503 with
+/// `Retry-After` and a page that says to come back (on PostgreSQL, where reads fail too, so does
+/// the signed-in page), and nothing is half-done: once the database is back the same approval
+/// is revoked.
+#[tokio::test]
+async fn the_account_pages_answer_503_while_the_database_is_away() {
+    let f = Fixture::new(&[("VESTIBULE__DATABASE__ACQUIRE_TIMEOUT", "1")]).await;
+    let http = new_client();
+    let device = Device::from(&authorize(&http, &f.a, &f.client_id).await);
+    f.a.decide(&device.user_code, &f.user, Decision::Approve)
+        .await;
+    tokens_within(&f.a, &f.client_id, &device, Duration::from_secs(10)).await;
+    let account = f.a.url("/w/outage/account");
+    let person = new_client();
+    let form = get(&person, account.clone()).await;
+    let token = hidden(form.body.as_str().unwrap_or_default(), "csrf_token");
+    let signed_in = post_form(
+        &person,
+        format!("{account}/sign-in"),
+        &[
+            ("csrf_token", token.as_str()),
+            ("username", f.user.username.as_str()),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let page = get(&person, account.clone()).await;
+    let html = page.body.as_str().unwrap_or_default().to_owned();
+    let marker = "action=\"/w/outage/account/grants/";
+    let start = html.find(marker).expect("the approval is listed") + marker.len();
+    let revoke = format!(
+        "{account}/grants/{}",
+        &html[start..start + html[start..].find('"').unwrap()]
+    );
+    let token = hidden(&html, "csrf_token");
+    let stranger = new_client();
+    let form = get(&stranger, account.clone()).await;
+    let stranger_token = hidden(form.body.as_str().unwrap_or_default(), "csrf_token");
+
+    let outage = Outage::begin(&f.a).await;
+    let refused = post_form(&person, revoke.clone(), &[("csrf_token", token.as_str())]).await;
+    refused.assert_unavailable("account revocation");
+    assert!(
+        refused
+            .body
+            .as_str()
+            .is_some_and(|page| page.contains("Temporarily unavailable")),
+        "{refused:?}"
+    );
+    post_form(
+        &stranger,
+        format!("{account}/sign-in"),
+        &[
+            ("csrf_token", stranger_token.as_str()),
+            ("username", f.user.username.as_str()),
+            ("password", PASSWORD),
+        ],
+    )
+    .await
+    .assert_unavailable("account sign-in");
+    if outage.is_postgres() {
+        get(&person, account.clone())
+            .await
+            .assert_unavailable("account page");
+    }
+    outage.end().await;
+
+    let page = get(&person, account.clone()).await;
+    assert!(
+        page.body
+            .as_str()
+            .unwrap_or_default()
+            .contains(&revoke[f.a.address.len()..]),
+        "nothing was revoked meanwhile: {page:?}"
+    );
+    let revoked = post_form(&person, revoke, &[("csrf_token", token.as_str())]).await;
+    assert_eq!(revoked.status, 303, "{revoked:?}");
+    let page = get(&person, account).await;
+    assert!(
+        page.body
+            .as_str()
+            .unwrap_or_default()
+            .contains("was cut off"),
+        "{page:?}"
+    );
 }
 
 /// The local PostgreSQL cluster, stopped until [`Stopped::start`] or, whatever happens, until

@@ -93,6 +93,17 @@ pub fn retry_after(response: &mut HttpResponse, wait: Duration) {
     );
 }
 
+/// Unix seconds as `2026-11-29 14:03:07 UTC`, as every page writes a moment.
+#[must_use]
+pub fn timestamp(unix: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
 fn fallback_error_page() -> HttpResponse {
     page_from_body(
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -23,6 +23,8 @@ pub enum Reason {
     RevokedByClient,
     /// An admin ended it in the console.
     RevokedByAdmin,
+    /// Its user ended it on their account page.
+    RevokedByUser,
     /// An admin disabled its user (SPEC §3: disabling ends every grant of the user).
     UserDisabled,
 }
@@ -34,6 +36,7 @@ impl Reason {
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::RevokedByClient => "revoked_by_client",
             Self::RevokedByAdmin => "revoked_by_admin",
+            Self::RevokedByUser => "revoked_by_user",
             Self::UserDisabled => "user_disabled",
         }
     }

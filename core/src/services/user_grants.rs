@@ -1,5 +1,5 @@
-//! A user's grants as an admin sees them: the approvals whose tokens may still work, and
-//! revoking one or all of them.
+//! A user's grants as an admin (console) and the user (account page) see them: the approvals
+//! whose tokens may still work, and revoking one or all of them.
 
 use std::collections::HashMap;
 
@@ -9,17 +9,20 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entities::{client, grant, refresh_token, workspace};
+use crate::entities::{client, device_grant, grant, refresh_token, workspace};
 use crate::error::Error;
 use crate::services::audit::Actor;
 use crate::services::grants;
 use crate::services::workspaces::Settings;
 
-/// A grant whose tokens may still work, with its client.
+/// A grant whose tokens may still work, with its client and, for a device authorization, the
+/// request it came from (when, from where and by what the device asked; who approved from
+/// where).
 #[derive(Debug, Clone)]
 pub struct ActiveGrant {
     pub grant: grant::Model,
     pub client: Option<client::Model>,
+    pub device: Option<device_grant::Model>,
 }
 
 /// The user's grants in `workspace` that are not revoked, not past `device_grant_max_age`,
@@ -72,16 +75,28 @@ pub async fn active(
         .into_iter()
         .map(|c| (c.id, c))
         .collect();
+    let device_ids: Vec<Uuid> = live.iter().filter_map(|g| g.device_grant_id).collect();
+    let devices: HashMap<Uuid, device_grant::Model> = device_grant::Entity::find()
+        .filter(device_grant::Column::Id.is_in(device_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d))
+        .collect();
     Ok(live
         .into_iter()
         .map(|grant| ActiveGrant {
             client: clients.get(&grant.client_id).cloned(),
+            device: grant
+                .device_grant_id
+                .and_then(|id| devices.get(&id).cloned()),
             grant,
         })
         .collect())
 }
 
-/// Ends a grant on an admin's word (see [`grants::revoke`]). `false` when it was already revoked.
+/// Ends a grant on the word of `actor` (see [`grants::revoke`]): its user, from their account
+/// page, or an admin. `false` when it was already revoked.
 ///
 /// # Errors
 /// On a database failure.
@@ -91,13 +106,27 @@ pub async fn end(
     actor: &Actor,
     ip: Option<String>,
 ) -> Result<bool, Error> {
-    grants::revoke(db, grant, grants::Reason::RevokedByAdmin, actor, ip).await
+    let reason = match actor {
+        Actor::User(_) => grants::Reason::RevokedByUser,
+        _ => grants::Reason::RevokedByAdmin,
+    };
+    grants::revoke(db, grant, reason, actor, ip).await
 }
 
-/// Revokes one grant of a user. `false` when it was already revoked.
+/// What revoking one grant did.
+#[derive(Debug, Clone)]
+pub struct Revoked {
+    /// `false` when the grant had been revoked already: nothing changed.
+    pub ended: bool,
+    /// The client the grant was given to, to say what was revoked (`None` once deleted).
+    pub client: Option<client::Model>,
+}
+
+/// Revokes one grant of a user, on the word of `actor` (an admin, or the user themself).
 ///
 /// # Errors
-/// `NotFound` unless the grant is the user's, in this workspace.
+/// `NotFound` unless the grant is the user's, in this workspace (the same for a grant that
+/// does not exist and one of someone else).
 pub async fn revoke(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -105,15 +134,16 @@ pub async fn revoke(
     user_id: Uuid,
     grant_id: Uuid,
     ip: Option<String>,
-) -> Result<bool, Error> {
+) -> Result<Revoked, Error> {
     let grant = grants::find(db, grant_id)
         .await?
         .filter(|g| g.workspace_id == workspace_id && g.user_id == Some(user_id))
         .ok_or_else(|| Error::NotFound(format!("no grant {grant_id} of this user")))?;
+    let client = client::Entity::find_by_id(grant.client_id).one(db).await?;
     let txn = crate::db::begin_write(db).await?;
     let ended = end(&txn, &grant, actor, ip).await?;
     txn.commit().await?;
-    Ok(ended)
+    Ok(Revoked { ended, client })
 }
 
 /// Revokes every grant of a user in the workspace, in one transaction; how many were ended.

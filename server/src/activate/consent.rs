@@ -142,7 +142,8 @@ const SCOPE_WORDS: [(&str, &str); 4] = [
     ),
 ];
 
-fn scope_words(scopes: &ScopeSet) -> Vec<String> {
+/// The scopes as the person reads them (the consent and account pages).
+pub fn scope_words(scopes: &ScopeSet) -> Vec<String> {
     let known = SCOPE_WORDS
         .iter()
         .filter(|(scope, _)| scopes.contains(scope))

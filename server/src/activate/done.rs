@@ -11,12 +11,16 @@ use super::session::{ActivateSession, Outcome};
 #[derive(Serialize)]
 struct DonePage {
     approved: bool,
+    /// The code's workspace, whose account page (where approvals are reviewed and revoked) the
+    /// page links to.
+    workspace_slug: Option<String>,
 }
 
 pub async fn show(session: ActivateSession) -> Result<HttpResponse, ActivateError> {
     let outcome = session.outcome().ok_or(ActivateError::NoCodeInProgress)?;
     let page = DonePage {
         approved: outcome == Outcome::Approved,
+        workspace_slug: session.outcome_workspace(),
     };
     Ok(html::page(StatusCode::OK, "activate/done.html", &page)?)
 }

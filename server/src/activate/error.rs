@@ -56,10 +56,10 @@ pub enum ActivateError {
 
 impl From<vestibule_core::Error> for ActivateError {
     fn from(e: vestibule_core::Error) -> Self {
-        if e.retry_after().is_some() {
-            Self::Unavailable(e)
-        } else {
-            Self::Internal(e)
+        match e {
+            vestibule_core::Error::NotFound(_) => Self::NotFound,
+            e if e.retry_after().is_some() => Self::Unavailable(e),
+            e => Self::Internal(e),
         }
     }
 }

@@ -173,9 +173,12 @@ pub async fn decide(
             return Err(ended(core, current.code.grant_id).await);
         }
     }
-    session.finish(match decision {
-        Decision::Approve => Outcome::Approved,
-        Decision::Deny => Outcome::Denied,
-    })?;
+    session.finish(
+        match decision {
+            Decision::Approve => Outcome::Approved,
+            Decision::Deny => Outcome::Denied,
+        },
+        &current.request.workspace.slug,
+    )?;
     Ok(see_other(DONE_PATH))
 }

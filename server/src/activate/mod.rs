@@ -1,10 +1,14 @@
-//! `/activate`: where a person enters a user code, signs in and approves or denies a device.
+//! The end user's pages: `/activate`, where a person enters a user code, signs in and approves
+//! or denies a device, and each workspace's account page (`/w/{slug}/account`, see
+//! [`account`]), where they review and revoke what they approved. Both share one session and
+//! one sign-in.
 //!
 //! `GET /activate` (`?user_code=` is `verification_uri_complete`) → `POST /activate` →
 //! `/activate/sign-in` (unless signed in to the code's workspace) → `/activate/consent`
 //! (skipped for typed codes already consented to) → `/activate/done`. Every POST carries the
 //! session's CSRF token; every page works without JavaScript.
 
+pub mod account;
 mod consent;
 mod device;
 mod done;
@@ -28,21 +32,26 @@ pub const DONE_PATH: &str = "/activate/done";
 /// Form bodies here are a few short fields.
 const FORM_LIMIT: usize = 16 * 1024;
 
-/// Registers the `/activate` pages, with their session cookie keyed from `core`.
+/// Registers the `/activate` pages and the account pages, with their session cookie keyed from
+/// `core`. The account scope must be registered before the protocol's `/w/{slug}` scope, which
+/// would otherwise take its paths.
 pub fn configure(cfg: &mut web::ServiceConfig, core: &Core) {
     cfg.service(
-        web::scope(ENTRY_PATH)
+        end_user_scope("/w/{slug}/account")
             .wrap(session::middleware(core))
-            .app_data(
-                web::FormConfig::default()
-                    .limit(FORM_LIMIT)
-                    .error_handler(|e, _| ActivateError::BadForm(e.to_string()).into()),
+            .service(web::resource("").route(web::get().to(account::show)))
+            .service(
+                web::resource("/sign-in")
+                    .route(web::get().to(account::sign_in_again))
+                    .route(web::post().to(account::sign_in)),
             )
-            .app_data(CsrfConfig::refusing_with(|| ActivateError::Csrf.into()))
-            .app_data(
-                web::QueryConfig::default()
-                    .error_handler(|e, _| ActivateError::BadForm(e.to_string()).into()),
-            )
+            .service(web::resource("/grants/{id}/revoke").route(web::post().to(account::revoke)))
+            .service(web::resource("/sign-out").route(web::post().to(account::sign_out)))
+            .default_service(web::to(not_found)),
+    );
+    cfg.service(
+        end_user_scope(ENTRY_PATH)
+            .wrap(session::middleware(core))
             .service(
                 web::resource("")
                     .route(web::get().to(entry::show))
@@ -61,6 +70,23 @@ pub fn configure(cfg: &mut web::ServiceConfig, core: &Core) {
             .service(web::resource("/done").route(web::get().to(done::show)))
             .default_service(web::to(not_found)),
     );
+}
+
+/// A scope of the end user's pages (wrapped in their session by the caller), with their pages
+/// for unreadable forms, queries and paths and for a missing or wrong CSRF token.
+fn end_user_scope(path: &str) -> actix_web::Scope {
+    web::scope(path)
+        .app_data(
+            web::FormConfig::default()
+                .limit(FORM_LIMIT)
+                .error_handler(|e, _| ActivateError::BadForm(e.to_string()).into()),
+        )
+        .app_data(CsrfConfig::refusing_with(|| ActivateError::Csrf.into()))
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|e, _| ActivateError::BadForm(e.to_string()).into()),
+        )
+        .app_data(web::PathConfig::default().error_handler(|_, _| ActivateError::NotFound.into()))
 }
 
 async fn not_found() -> Result<HttpResponse, ActivateError> {

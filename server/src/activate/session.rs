@@ -1,6 +1,6 @@
-//! The typed `/activate` session, in its own cookie (`vestibule_activate`): the code in
-//! progress, who is signed in, the last outcome and the CSRF token. No other code touches
-//! session keys.
+//! The typed end-user session, in its own cookie (`vestibule_activate`, shared by `/activate`
+//! and the account pages `/w/{slug}/account`): the code in progress, who is signed in, the
+//! last outcome, a one-time notice and the CSRF token. No other code touches session keys.
 
 use actix_web::cookie::SameSite;
 use actix_web::dev::Payload;
@@ -16,8 +16,11 @@ const COOKIE_NAME: &str = "vestibule_activate";
 const CODE: &str = "code";
 const SIGNED_IN: &str = "signed_in";
 const OUTCOME: &str = "outcome";
+const OUTCOME_WORKSPACE: &str = "outcome_workspace";
+const NOTICE: &str = "notice";
 
-/// The `/activate` session cookie: SameSite=Lax, under the `/activate` session key.
+/// The end-user session cookie: SameSite=Lax, on every path (`/activate` and the account pages
+/// share it), under the session key.
 pub fn middleware(core: &Core) -> SessionMiddleware {
     SessionCookie {
         name: COOKIE_NAME,
@@ -120,17 +123,46 @@ impl ActivateSession {
         self.0.remove(SIGNED_IN);
     }
 
+    /// Signs out at the person's request and forgets everything this browser was doing (the
+    /// code in progress, the last outcome), under a new session id: the session is then as
+    /// good as a new one.
+    pub fn end(&self) {
+        self.0.clear();
+        self.0.renew();
+    }
+
     #[must_use]
     pub fn outcome(&self) -> Option<Outcome> {
         self.0.get(OUTCOME)
     }
 
-    /// Ends work on the code with its outcome.
+    /// Ends work on the code with its outcome, in the workspace (slug) the code belonged to.
     ///
     /// # Errors
     /// When the session cannot be written.
-    pub fn finish(&self, outcome: Outcome) -> Result<(), ActivateError> {
+    pub fn finish(&self, outcome: Outcome, workspace_slug: &str) -> Result<(), ActivateError> {
         self.0.remove(CODE);
+        self.0.insert(OUTCOME_WORKSPACE, workspace_slug)?;
         Ok(self.0.insert(OUTCOME, outcome)?)
+    }
+
+    /// The slug of the workspace of the last outcome, for the done page's account link.
+    #[must_use]
+    pub fn outcome_workspace(&self) -> Option<String> {
+        self.0.get(OUTCOME_WORKSPACE)
+    }
+
+    /// Leaves a message for the next page shown (after a redirect), once.
+    ///
+    /// # Errors
+    /// When the session cannot be written.
+    pub fn set_notice(&self, notice: &str) -> Result<(), ActivateError> {
+        Ok(self.0.insert(NOTICE, notice)?)
+    }
+
+    /// The message left for this page, if any; it is shown once.
+    #[must_use]
+    pub fn take_notice(&self) -> Option<String> {
+        self.0.take(NOTICE)
     }
 }

@@ -118,8 +118,8 @@ const CLIENT_FIELDS: &[&str] = &[
     "after_approval_url",
 ];
 
-/// Every endpoint of the URL tables that exists. Logging out comes last: it ends the session
-/// the console's rows are sent with.
+/// Every endpoint of the URL tables that exists. Signing and logging out come last: they end
+/// the sessions the other rows are sent with.
 const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "GET",
@@ -230,6 +230,26 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "GET",
         path: "/activate/done",
+        fields: &[],
+    },
+    Endpoint {
+        method: "GET",
+        path: "/w/{slug}/account",
+        fields: &[],
+    },
+    Endpoint {
+        method: "GET",
+        path: "/w/{slug}/account/sign-in",
+        fields: &[],
+    },
+    Endpoint {
+        method: "POST",
+        path: "/w/{slug}/account/sign-in",
+        fields: &["username", "password"],
+    },
+    Endpoint {
+        method: "POST",
+        path: "/w/{slug}/account/grants/{grant}/revoke",
         fields: &[],
     },
     Endpoint {
@@ -395,6 +415,11 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "POST",
         path: "/console/workspaces/{slug}/clients/{client}/delete",
+        fields: &[],
+    },
+    Endpoint {
+        method: "POST",
+        path: "/w/{slug}/account/sign-out",
         fields: &[],
     },
     Endpoint {
@@ -664,7 +689,7 @@ struct Lab {
     app: TestApp,
     ids: BTreeMap<&'static str, String>,
     /// `Cookie` header carrying a signed-in console session and an `/activate` session at the
-    /// consent page.
+    /// consent page (the account pages share it).
     cookie: String,
     console_csrf: String,
     activate_csrf: String,
@@ -933,13 +958,14 @@ impl Lab {
     /// The endpoint's well-formed request at `target`, its form fields (or query, for a GET)
     /// filled with `values`, with both sessions and the CSRF token of the one it belongs to.
     fn request(&self, endpoint: &Endpoint, target: &[u8], values: &[(&str, Vec<u8>)]) -> Request {
-        let csrf = if endpoint.path.starts_with("/activate") {
+        let end_user = endpoint.path.starts_with("/activate") || endpoint.path.contains("/account");
+        let csrf = if end_user {
             &self.activate_csrf
         } else {
             &self.console_csrf
         };
         let mut pairs: Vec<(&str, Vec<u8>)> = values.to_vec();
-        if endpoint.path.starts_with("/activate") || endpoint.path.starts_with("/console") {
+        if end_user || endpoint.path.starts_with("/console") {
             pairs.push(("csrf_token", csrf.as_bytes().to_vec()));
         }
         let encoded = pairs
