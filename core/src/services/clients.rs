@@ -160,9 +160,10 @@ pub fn parse_device_networks<'a>(
         let net = parse_device_network(item)?;
         if !nets.contains(&net) {
             nets.push(net);
+            // Checked as the list grows, so a huge paste costs no more than the bound.
+            check_device_networks(&nets)?;
         }
     }
-    check_device_networks(&nets)?;
     Ok(nets)
 }
 
@@ -172,9 +173,8 @@ fn check_device_networks(nets: &[IpNet]) -> Result<(), Error> {
         return Err(Error::invalid(
             "device_networks",
             format!(
-                "device_networks lists {} networks; at most {} are allowed (cover neighbours \
-                 with a shorter prefix)",
-                nets.len(),
+                "device_networks: at most {} networks are allowed; cover neighbours with a \
+                 shorter prefix",
                 net::MAX_DEVICE_NETWORKS
             ),
         ));
@@ -638,9 +638,33 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn device_network_lists_skip_blanks_drop_duplicates_and_are_bounded() {
+        let nets =
+            parse_device_networks(["", " 192.0.2.7/24", "192.0.2.0/24", "\t", "2001:db8::1"])
+                .unwrap();
+        let shown: Vec<String> = nets.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["192.0.2.0/24", "2001:db8::1/128"]);
+
+        let hundred: Vec<String> = (0..100).map(|i| format!("10.0.{i}.0/24")).collect();
+        let listed = parse_device_networks(hundred.iter().map(String::as_str)).unwrap();
+        assert_eq!(listed.len(), 100);
+        let more = hundred.iter().map(String::as_str).chain(["10.1.0.0/24"]);
+        let error = parse_device_networks(more).unwrap_err();
+        assert_eq!(error.field(), Some("device_networks"));
+        assert!(error.to_string().contains("at most 100"), "{error}");
+
+        let error = parse_device_networks(["192.0.2.0/24", "nope"]).unwrap_err();
+        assert_eq!(error.field(), Some("device_networks"));
+        assert!(
+            error.to_string().contains("\"nope\" is not a network"),
+            "{error}"
+        );
+    }
+
     proptest! {
         /// Whatever a line of `device_networks` holds, it is a network or a field error, and a
-        /// network reads back as itself.
+        /// network reads back as itself (it is stored normalized).
         #[test]
         fn device_networks_read_back_as_themselves(line in prop_oneof![
             any::<String>(),
@@ -651,6 +675,7 @@ mod tests {
             }
         }
 
+        /// Every network parses, stored without host bits and still holding its address.
         #[test]
         fn every_network_parses(addr in any::<[u8; 16]>(), v4 in any::<bool>(), prefix in 0u8..=128) {
             let net = if v4 {
@@ -660,11 +685,16 @@ mod tests {
                 IpNet::new(std::net::Ipv6Addr::from(addr).into(), prefix)
             }
             .unwrap();
-            prop_assert_eq!(parse_device_network(&format!(" {net}\t")).unwrap(), net);
-            prop_assert_eq!(
-                parse_device_network(&net.addr().to_string()).unwrap().prefix_len(),
-                net.max_prefix_len()
+            let stored = parse_device_network(&format!(" {net}\t")).unwrap();
+            prop_assert_eq!(stored, net::normalize(net));
+            let addr = net.addr();
+            prop_assert!(
+                stored.contains(&addr) || stored.contains(&addr.to_canonical()),
+                "{net} → {stored}"
             );
+            prop_assert_eq!(stored, stored.trunc(), "no host bits");
+            let single = parse_device_network(&net.addr().to_string()).unwrap();
+            prop_assert_eq!(single.prefix_len(), single.max_prefix_len());
         }
     }
 }
