@@ -11,7 +11,7 @@ use vestibule_core::Core;
 use vestibule_core::entities::{client, workspace};
 use vestibule_core::services::clients::{self, Edit, NewClient};
 use vestibule_core::types::{
-    Access, DisplayName, Grant, GrantSet, Proximity, RedirectUri, ScopeSet,
+    Access, AfterApprovalUrl, DisplayName, Grant, GrantSet, Proximity, RedirectUri, ScopeSet,
 };
 use vestibule_web::CsrfForm;
 
@@ -22,7 +22,7 @@ use crate::html;
 use crate::session::OneTimeSecret;
 use crate::workspaces::{WorkspaceView, by_slug};
 
-const FORM_FIELDS: [&str; 7] = [
+const FORM_FIELDS: [&str; 8] = [
     "name",
     "grants",
     "public",
@@ -30,6 +30,7 @@ const FORM_FIELDS: [&str; 7] = [
     "redirect_uris",
     "dcr_template",
     "access",
+    "after_approval_url",
 ];
 
 #[derive(Deserialize)]
@@ -38,9 +39,9 @@ pub struct ClientPath {
     pub(crate) client_id: String,
 }
 
-/// The client form's values, as stored or as typed. `device_networks`, `proximity` and
-/// `after_approval_url` are not on the form (their capabilities are not built yet) but are
-/// read when posted, so a script that sets them is refused rather than silently ignored.
+/// The client form's values, as stored or as typed. `device_networks` and `proximity` are not
+/// on the form (their capabilities are not built yet) but are read when posted, so a script
+/// that sets them is refused rather than silently ignored.
 #[derive(Serialize)]
 struct ClientValues {
     name: String,
@@ -82,7 +83,7 @@ impl ClientValues {
             access: c.access.clone(),
             device_networks: c.device_networks.clone(),
             proximity: c.proximity.clone(),
-            after_approval_url: String::new(),
+            after_approval_url: c.after_approval_url.clone().unwrap_or_default(),
         }
     }
 
@@ -112,7 +113,6 @@ impl ClientValues {
         let device_networks = non_empty_lines(&self.device_networks)
             .map(clients::parse_device_network)
             .collect::<Result<_, _>>()?;
-        clients::refuse_after_approval_url(&self.after_approval_url)?;
         Ok(Edit {
             name: DisplayName::parse("name", &self.name)?,
             public: self.public,
@@ -123,6 +123,7 @@ impl ClientValues {
             access: self.access.parse()?,
             device_networks,
             proximity: self.proximity.parse()?,
+            after_approval_url: AfterApprovalUrl::parse_optional(&self.after_approval_url)?,
         })
     }
 }
@@ -143,6 +144,7 @@ struct ClientView {
     access: String,
     dcr_template: bool,
     dynamic: bool,
+    after_approval_url: Option<String>,
 }
 
 impl ClientView {
@@ -156,6 +158,7 @@ impl ClientView {
             access: c.access.clone(),
             dcr_template: c.dcr_template,
             dynamic: c.registered_from.is_some(),
+            after_approval_url: c.after_approval_url.clone(),
         }
     }
 }
@@ -247,6 +250,7 @@ pub async fn create(
                 access: edit.access,
                 device_networks: edit.device_networks,
                 proximity: edit.proximity,
+                after_approval_url: edit.after_approval_url,
             };
             validated(clients::create(&core, &signed_in.actor(), &ws, new).await)?
         }

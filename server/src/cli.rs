@@ -12,8 +12,8 @@ use vestibule_core::services::audit::Actor;
 use vestibule_core::services::bootstrap::Report;
 use vestibule_core::services::{admins, clients, keys, users, workspaces};
 use vestibule_core::types::{
-    Access, ClientId, DisplayName, Email, GrantSet, Password, Proximity, RedirectUri, ScopeSet,
-    Slug, Username,
+    Access, AfterApprovalUrl, ClientId, DisplayName, Email, GrantSet, Password, Proximity,
+    RedirectUri, ScopeSet, Slug, Username,
 };
 use vestibule_core::{Core, Error, db};
 
@@ -166,6 +166,8 @@ impl WorkspaceOptions {
 pub enum ClientCommand {
     /// Register a client; a confidential client's secret is printed once.
     Create(ClientCreate),
+    /// Change settings of a client; what is not given stays as it is.
+    Update(ClientUpdate),
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +204,9 @@ pub struct ClientCreate {
     /// off, warn or require.
     #[arg(long, default_value = "warn")]
     proximity: String,
+    /// Where the browser goes after an approval (https, or http on a loopback host).
+    #[arg(long, value_name = "URL")]
+    after_approval_url: Option<String>,
 }
 
 impl ClientCreate {
@@ -233,8 +238,94 @@ impl ClientCreate {
                 access: self.access.parse::<Access>()?,
                 device_networks,
                 proximity: self.proximity.parse::<Proximity>()?,
+                after_approval_url: AfterApprovalUrl::parse_optional(
+                    self.after_approval_url.as_deref().unwrap_or_default(),
+                )?,
             },
         ))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ClientUpdate {
+    #[arg(long)]
+    workspace: String,
+    #[arg(long)]
+    client_id: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// Allow authentication without the client secret: on (also bare `--public`) or off.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "on")]
+    public: Option<OnOff>,
+    /// Repeatable; replaces the grants when given.
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    /// Repeatable; replaces the redirect URIs when given.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// A template for dynamic client registration: on (also bare) or off.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "on")]
+    dcr_template: Option<OnOff>,
+    /// everyone or assigned.
+    #[arg(long)]
+    access: Option<String>,
+    /// Space-separated scopes the client may ask for.
+    #[arg(long)]
+    scope: Option<String>,
+    /// Repeatable; replaces the list when given; `any` clears it.
+    #[arg(long = "device-network", value_name = "CIDR")]
+    device_networks: Vec<String>,
+    /// off, warn or require.
+    #[arg(long)]
+    proximity: Option<String>,
+    /// Where the browser goes after an approval; an empty value clears it.
+    #[arg(long, value_name = "URL")]
+    after_approval_url: Option<String>,
+}
+
+impl ClientUpdate {
+    /// The client's settings with the given options applied.
+    fn apply(self, mut edit: clients::Edit) -> Result<clients::Edit, Error> {
+        if let Some(name) = &self.name {
+            edit.name = DisplayName::parse("name", name)?;
+        }
+        if let Some(public) = self.public {
+            edit.public = public.into();
+        }
+        if !self.grants.is_empty() {
+            edit.grants = GrantSet::parse(self.grants.iter().map(String::as_str))?;
+        }
+        if !self.redirect_uris.is_empty() {
+            edit.redirect_uris = self
+                .redirect_uris
+                .iter()
+                .map(|u| RedirectUri::parse(u))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(dcr_template) = self.dcr_template {
+            edit.dcr_template = dcr_template.into();
+        }
+        if let Some(access) = &self.access {
+            edit.access = access.parse()?;
+        }
+        if let Some(scope) = &self.scope {
+            edit.scopes = ScopeSet::parse(scope)?;
+        }
+        if !self.device_networks.is_empty() {
+            edit.device_networks = self
+                .device_networks
+                .iter()
+                .filter(|n| n.trim() != "any")
+                .map(|n| clients::parse_device_network(n))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(proximity) = &self.proximity {
+            edit.proximity = proximity.parse()?;
+        }
+        if let Some(url) = &self.after_approval_url {
+            edit.after_approval_url = AfterApprovalUrl::parse_optional(url)?;
+        }
+        Ok(edit)
     }
 }
 
@@ -355,6 +446,19 @@ async fn execute(
             let created = clients::create(core, &actor, &ws, new).await?;
             let mut out = clients::to_json(&created.client, &ws.slug);
             out["client_secret"] = created.secret.map_or(Value::Null, Value::String);
+            out
+        }
+        Command::Client(ClientCommand::Update(args)) => {
+            let ws = workspaces::get(&core.db, &args.workspace).await?;
+            let current = clients::get_in_workspace(&core.db, ws.id, &args.client_id).await?;
+            let client_id = current.client_id.clone();
+            let edit = args.apply(clients::Edit::of(&current)?)?;
+            let updated = clients::update(core, &actor, &ws, &client_id, edit).await?;
+            let mut out = clients::to_json(&updated.client, &ws.slug);
+            // Made confidential just now: its first secret, shown once.
+            if let Some(secret) = updated.secret {
+                out["client_secret"] = Value::String(secret);
+            }
             out
         }
         Command::User(UserCommand::Create {

@@ -167,11 +167,6 @@ async fn the_console_refuses_unbuilt_client_settings_beside_the_form() {
         ),
         (&[("proximity", "require")], "form", "proximity = require"),
         (&[("proximity", "off")], "form", "proximity = off"),
-        (
-            &[("after_approval_url", "https://app.example/done")],
-            "form",
-            "after_approval_url",
-        ),
     ];
     let path = "/console/workspaces/home/clients";
     for (changes, field, setting) in cases {

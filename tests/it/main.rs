@@ -8,6 +8,7 @@
 mod helpers;
 
 mod activate;
+mod after_approval;
 mod browser;
 mod budgets;
 mod cli;

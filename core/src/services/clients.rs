@@ -13,7 +13,8 @@ use crate::entities::{client, workspace};
 use crate::error::Error;
 use crate::services::audit::{self, Action, Actor};
 use crate::types::{
-    Access, ClientId, DisplayName, Grant, GrantSet, Proximity, RedirectUri, ScopeSet,
+    Access, AfterApprovalUrl, ClientId, DisplayName, Grant, GrantSet, Proximity, RedirectUri,
+    ScopeSet,
 };
 
 /// Scopes a client gets when none are given.
@@ -33,6 +34,8 @@ pub struct NewClient {
     pub access: Access,
     pub device_networks: Vec<IpNet>,
     pub proximity: Proximity,
+    /// Where the browser goes after an approval; `None`: the done page.
+    pub after_approval_url: Option<AfterApprovalUrl>,
 }
 
 impl NewClient {
@@ -121,23 +124,6 @@ fn refuse_unbuilt(asked: &Unbuilt<'_>) -> Result<(), Error> {
 #[must_use]
 pub fn unavailable(field: &'static str, setting: &str, instead: &str) -> Error {
     Error::invalid(field, format!("{setting} is not available yet: {instead}"))
-}
-
-/// Refuses an `after_approval_url`: sending the browser on after an approval is not built
-/// yet. Empty means none and passes.
-///
-/// # Errors
-/// `Invalid` naming `after_approval_url` when one is given.
-pub fn refuse_after_approval_url(value: &str) -> Result<(), Error> {
-    if value.trim().is_empty() {
-        Ok(())
-    } else {
-        Err(unavailable(
-            "after_approval_url",
-            "after_approval_url (sending the browser on after an approval)",
-            "leave it empty",
-        ))
-    }
 }
 
 /// One network devices may ask from: a CIDR, or a single address.
@@ -229,6 +215,7 @@ pub async fn create(
             new.device_networks.iter().map(ToString::to_string),
         )),
         proximity: Set(new.proximity.as_str().to_owned()),
+        after_approval_url: Set(new.after_approval_url.map(|u| u.as_str().to_owned())),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -247,6 +234,7 @@ pub async fn create(
                 "public": model.public,
                 "grants": model.grants,
                 "scopes": model.scopes,
+                "after_approval_url": model.after_approval_url,
             }),
             ip: None,
         },
@@ -305,6 +293,7 @@ pub fn to_json(m: &client::Model, workspace_slug: &str) -> serde_json::Value {
         "access": m.access,
         "device_networks": m.device_networks.lines().collect::<Vec<_>>(),
         "proximity": m.proximity,
+        "after_approval_url": m.after_approval_url,
     })
 }
 
@@ -412,6 +401,39 @@ pub struct Edit {
     pub access: Access,
     pub device_networks: Vec<IpNet>,
     pub proximity: Proximity,
+    /// Where the browser goes after an approval; `None`: the done page.
+    pub after_approval_url: Option<AfterApprovalUrl>,
+}
+
+impl Edit {
+    /// A client's settings as stored, to change some of them.
+    ///
+    /// # Errors
+    /// `Invalid` when a stored value no longer passes today's rules (the field is named).
+    pub fn of(c: &client::Model) -> Result<Self, Error> {
+        Ok(Self {
+            name: DisplayName::parse("name", &c.name)?,
+            public: c.public,
+            grants: GrantSet::from_stored(&c.grants),
+            scopes: ScopeSet::from_stored(&c.scopes),
+            redirect_uris: c
+                .redirect_uris
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(RedirectUri::parse)
+                .collect::<Result<_, _>>()?,
+            dcr_template: c.dcr_template,
+            access: c.access.parse()?,
+            device_networks: c
+                .device_networks
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(parse_device_network)
+                .collect::<Result<_, _>>()?,
+            proximity: c.proximity.parse()?,
+            after_approval_url: AfterApprovalUrl::from_stored(c.after_approval_url.as_deref()),
+        })
+    }
 }
 
 /// A changed client and, when it just became confidential, its first secret (shown once).
@@ -462,6 +484,7 @@ pub async fn update(
     ));
     active.dcr_template = Set(edit.dcr_template);
     active.access = Set(edit.access.as_str().to_owned());
+    active.after_approval_url = Set(edit.after_approval_url.map(|u| u.as_str().to_owned()));
     active.updated_at = Set(crate::now());
     let model = active.update(&txn).await?;
     audit::record(
@@ -479,6 +502,7 @@ pub async fn update(
                 "redirect_uris": model.redirect_uris.lines().collect::<Vec<_>>(),
                 "dcr_template": model.dcr_template,
                 "access": model.access,
+                "after_approval_url": model.after_approval_url,
             }),
             ip: None,
         },

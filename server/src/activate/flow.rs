@@ -42,7 +42,7 @@ impl Current {
 /// The request of the session's code, still pending.
 ///
 /// # Errors
-/// `NoCodeInProgress` without a code; `CodeExpired` / `CodeUsed` once the grant is no longer
+/// `NoCodeInProgress` without a code; `CodeExpired` / `CodeUsed` / `CodeDenied` once the grant is no longer
 /// pending (the code is then forgotten).
 pub async fn current(core: &Core, session: &ActivateSession) -> Result<Current, ActivateError> {
     let code = session.code().ok_or(ActivateError::NoCodeInProgress)?;
@@ -67,7 +67,8 @@ async fn ended(core: &Core, grant_id: Uuid) -> ActivateError {
 
 fn why_ended(grant: Option<&device_grant::Model>) -> ActivateError {
     match grant.map(|g| g.status) {
-        Some(Status::Approved | Status::Denied | Status::Consumed) => ActivateError::CodeUsed,
+        Some(Status::Approved | Status::Consumed) => ActivateError::CodeUsed,
+        Some(Status::Denied) => ActivateError::CodeDenied,
         _ => ActivateError::CodeExpired,
     }
 }
@@ -132,7 +133,8 @@ pub async fn after_sign_in(
     Ok(see_other(CONSENT_PATH))
 }
 
-/// Records the decision and sends the browser to the done page.
+/// Records the decision and sends the browser on: to the done page, or after an approval to
+/// the client's `after_approval_url`.
 ///
 /// # Errors
 /// `NoAccess` when the user may not use the client; `CodeExpired` / `CodeUsed` when the grant
@@ -167,5 +169,15 @@ pub async fn decide(
         Decision::Approve => Outcome::Approved,
         Decision::Deny => Outcome::Denied,
     })?;
-    Ok(see_other(DONE_PATH))
+    Ok(see_other(after_decision(&current.request, decision)))
+}
+
+/// Where the browser goes once the decision is recorded: after an approval, to the client's
+/// `after_approval_url` when it has one (SPEC §4 item 4); otherwise, and after a denial, to
+/// the done page.
+fn after_decision(request: &AuthorizationRequest, decision: Decision) -> &str {
+    match (decision, request.client.after_approval_url.as_deref()) {
+        (Decision::Approve, Some(url)) if !url.is_empty() => url,
+        _ => DONE_PATH,
+    }
 }
