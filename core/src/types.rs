@@ -642,6 +642,14 @@ impl AfterApprovalUrl {
         Ok(Some(Self(url)))
     }
 
+    /// The URL's origin (`https://app.example:8443`), which the pages whose forms lead there
+    /// must allow in their CSP `form-action`.
+    #[must_use]
+    pub fn origin(&self) -> String {
+        url::Url::parse(&self.0)
+            .map_or_else(|_| String::new(), |u| u.origin().ascii_serialization())
+    }
+
     /// A stored value, trusted as it was validated when saved.
     #[must_use]
     pub fn from_stored(value: Option<&str>) -> Option<Self> {
@@ -678,6 +686,14 @@ mod after_approval_url_tests {
             assert_eq!(parsed(given), Ok(Some(kept.to_owned())), "{given}");
         }
         assert_eq!(parsed(""), Ok(None));
+        let origin = |u: &str| {
+            AfterApprovalUrl::parse_optional(u)
+                .unwrap()
+                .unwrap()
+                .origin()
+        };
+        assert_eq!(origin("https://app.example/a?b"), "https://app.example");
+        assert_eq!(origin("http://localhost:3000/x"), "http://localhost:3000");
         assert_eq!(parsed("   "), Ok(None));
     }
 

@@ -396,24 +396,65 @@ async fn deny_tells_the_user_and_the_grant() {
 #[tokio::test]
 async fn after_an_approval_the_browser_goes_to_the_clients_after_approval_url() {
     let s = setup().await;
-    let url = "https://tv.example/connected?from=vestibule";
+    let url = "https://tv.example:8443/connected?from=vestibule";
     let mut edit = clients::Edit::of(&s.client).unwrap();
     edit.after_approval_url = AfterApprovalUrl::parse_optional(url).unwrap();
     clients::update(&s.app.core, &Actor::Cli, &s.ws, &s.client.client_id, edit)
         .await
         .unwrap();
+    // Browsers hold a form's whole navigation, redirects included, to its page's
+    // `form-action`: the pages that may send the browser there must allow its origin.
+    let allows_target = |res: &reqwest::Response| {
+        res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("form-action 'self' https://tv.example:8443;")
+    };
     let b = Browser::new(&s.app);
 
     // A typed code, approved on the consent page.
     let typed = s.device_asks().await;
-    see_other(&b.through_sign_in(&typed).await, "/activate/consent");
+    see_other(
+        &b.enter_code(typed.user_code.as_str()).await,
+        "/activate/sign-in",
+    );
+    assert!(allows_target(&b.get("/activate/sign-in").await));
+    see_other(&b.sign_in("alice", PASSWORD).await, "/activate/consent");
+    assert!(allows_target(&b.get("/activate/consent").await));
+    assert!(
+        !allows_target(&b.get("/activate").await),
+        "no client known yet"
+    );
     see_other(&b.decide("approve").await, url);
     assert_eq!(s.status(&typed).await, "approved");
 
-    // Consent remembered: a typed code is approved at once, and goes there too.
+    // Consent remembered: a code typed on the entry page (whose policy could not name the
+    // site) is approved at once, and the done page forwards the browser.
     let skipped = s.device_asks().await;
-    see_other(&b.enter_code(skipped.user_code.as_str()).await, url);
+    see_other(
+        &b.enter_code(skipped.user_code.as_str()).await,
+        "/activate/done",
+    );
     assert_eq!(s.status(&skipped).await, "approved");
+    let (status, done) = b.page("/activate/done").await;
+    assert_eq!(status, StatusCode::OK);
+    let escaped = url.replace('/', "&#x2F;");
+    assert!(
+        done.contains(&format!(
+            "<meta http-equiv=\"refresh\" content=\"0; url={escaped}\">"
+        )),
+        "{done}"
+    );
+    assert!(
+        done.contains(&format!("href=\"{escaped}\" data-field=\"forward\"")),
+        "{done}"
+    );
+
+    // Consent remembered, approved by the sign-in: straight there.
+    let fresh = Browser::new(&s.app);
+    let signed = s.device_asks().await;
+    see_other(&fresh.through_sign_in(&signed).await, url);
+    assert_eq!(s.status(&signed).await, "approved");
 
     // A link always asks first; its approval goes there as well.
     let linked = s.device_asks().await;
@@ -422,12 +463,17 @@ async fn after_an_approval_the_browser_goes_to_the_clients_after_approval_url() 
     see_other(&b.decide("approve").await, url);
     assert_eq!(s.status(&linked).await, "approved");
 
-    // A denial ends on the done page as always.
+    // A denial ends on the done page as always, which forwards nowhere.
     let denied = s.device_asks().await;
     let link = format!("/activate?user_code={}", denied.user_code.display());
     see_other(&b.follow_link(&link).await, "/activate/consent");
     see_other(&b.decide("deny").await, "/activate/done");
     assert_eq!(s.status(&denied).await, "denied");
+    let (_, done) = b.page("/activate/done").await;
+    assert!(
+        !done.contains("refresh") && !done.contains("tv.example"),
+        "{done}"
+    );
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ mod fail_closed;
 mod hostile_input;
 mod lifecycle;
 mod outage;
+mod qr;
 mod races;
 mod server;
 mod token_lifecycle;

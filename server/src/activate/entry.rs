@@ -11,7 +11,7 @@ use vestibule_web::html::{self, see_other};
 use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
 
 use super::error::{ActivateError, Throttled};
-use super::flow::{self, Current};
+use super::flow::{self, Current, PostedFrom};
 use super::session::{ActivateSession, CodeInProgress};
 use super::{CONSENT_PATH, SIGN_IN_PATH};
 
@@ -202,6 +202,8 @@ async fn look_up(
         None => Ok(see_other(SIGN_IN_PATH)),
         // A code that came by link always gets the consent page (RFC 8628 §5.4).
         Some(_) if arrival == Arrival::CompleteUri => Ok(see_other(CONSENT_PATH)),
-        Some(user) => flow::after_sign_in(core, session, req, &current, &user).await,
+        Some(user) => {
+            flow::after_sign_in(core, session, req, &current, &user, PostedFrom::CodeEntry).await
+        }
     }
 }

@@ -11,6 +11,7 @@ use vestibule_core::services::interaction::{
     self, Approver, AuthorizationRequest, Decided, Decision,
 };
 use vestibule_core::services::users;
+use vestibule_core::types::AfterApprovalUrl;
 use vestibule_web::ClientAddress;
 use vestibule_web::html::see_other;
 
@@ -115,6 +116,28 @@ pub async fn signed_in_user(
     }
 }
 
+/// Which page's form asked for a decision. A browser holds the whole navigation a form
+/// starts, redirects included, to that page's CSP `form-action`, so only a page that knew the
+/// client when it was shown could allow its `after_approval_url` (see [`form_target`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostedFrom {
+    /// The code entry page, shown before any client was known.
+    CodeEntry,
+    /// The sign-in or consent page of the code in progress.
+    ClientPage,
+}
+
+/// The origin the sign-in and consent pages of `request` let their forms lead to: the
+/// client's `after_approval_url`'s, if it has one.
+#[must_use]
+pub fn form_target(request: &AuthorizationRequest) -> Option<String> {
+    after_approval_url(request).map(|url| url.origin())
+}
+
+fn after_approval_url(request: &AuthorizationRequest) -> Option<AfterApprovalUrl> {
+    AfterApprovalUrl::from_stored(request.client.after_approval_url.as_deref())
+}
+
 /// After a typed code or a sign-in: approve at once when remembered consent stands in for
 /// asking, else show the consent page.
 ///
@@ -126,9 +149,19 @@ pub async fn after_sign_in(
     req: &HttpRequest,
     current: &Current,
     user: &SignedUser,
+    posted_from: PostedFrom,
 ) -> Result<HttpResponse, ActivateError> {
     if interaction::consent_remembered(core, &current.request, &user.user).await? {
-        return decide(core, session, req, current, user, Decision::Approve).await;
+        return decide(
+            core,
+            session,
+            req,
+            current,
+            user,
+            Decision::Approve,
+            posted_from,
+        )
+        .await;
     }
     Ok(see_other(CONSENT_PATH))
 }
@@ -146,6 +179,7 @@ pub async fn decide(
     current: &Current,
     user: &SignedUser,
     decision: Decision,
+    posted_from: PostedFrom,
 ) -> Result<HttpResponse, ActivateError> {
     let ip = ClientAddress::of(req).text();
     let approver = Approver {
@@ -165,19 +199,24 @@ pub async fn decide(
             return Err(ended(core, current.code.grant_id).await);
         }
     }
-    session.finish(match decision {
-        Decision::Approve => Outcome::Approved,
-        Decision::Deny => Outcome::Denied,
-    })?;
-    Ok(see_other(after_decision(&current.request, decision)))
-}
-
-/// Where the browser goes once the decision is recorded: after an approval, to the client's
-/// `after_approval_url` when it has one (SPEC §4 item 4); otherwise, and after a denial, to
-/// the done page.
-fn after_decision(request: &AuthorizationRequest, decision: Decision) -> &str {
-    match (decision, request.client.after_approval_url.as_deref()) {
-        (Decision::Approve, Some(url)) if !url.is_empty() => url,
-        _ => DONE_PATH,
+    let (outcome, forward) = match decision {
+        Decision::Approve => (Outcome::Approved, after_approval_url(&current.request)),
+        Decision::Deny => (Outcome::Denied, None),
+    };
+    // After an approval the browser goes to the client's `after_approval_url` (SPEC §4 item
+    // 4): straight from a page that allowed it, else through the done page, which forwards it.
+    match (forward, posted_from) {
+        (Some(url), PostedFrom::ClientPage) => {
+            session.finish(outcome, None)?;
+            Ok(see_other(url.as_str()))
+        }
+        (Some(url), PostedFrom::CodeEntry) => {
+            session.finish(outcome, Some(url.as_str()))?;
+            Ok(see_other(DONE_PATH))
+        }
+        (None, _) => {
+            session.finish(outcome, None)?;
+            Ok(see_other(DONE_PATH))
+        }
     }
 }

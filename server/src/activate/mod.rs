@@ -3,7 +3,8 @@
 //! `GET /activate` (`?user_code=` is `verification_uri_complete`) → `POST /activate` →
 //! `/activate/sign-in` (unless signed in to the code's workspace) → `/activate/consent`
 //! (skipped for typed codes already consented to) → `/activate/done`. Every POST carries the
-//! session's CSRF token; every page works without JavaScript.
+//! session's CSRF token; every page works without JavaScript. `/activate/qr` serves the QR
+//! codes of `verification_uri_complete`.
 
 mod consent;
 mod device;
@@ -11,6 +12,7 @@ mod done;
 mod entry;
 mod error;
 mod flow;
+mod qr;
 mod session;
 mod sign_in;
 
@@ -28,8 +30,10 @@ pub const DONE_PATH: &str = "/activate/done";
 /// Form bodies here are a few short fields.
 const FORM_LIMIT: usize = 16 * 1024;
 
-/// Registers the `/activate` pages, with their session cookie keyed from `core`.
+/// Registers the `/activate` pages, with their session cookie keyed from `core`, and before
+/// them (outside the session) the QR codes of user codes.
 pub fn configure(cfg: &mut web::ServiceConfig, core: &Core) {
+    cfg.service(web::resource(qr::QR_PATH).route(web::get().to(qr::show)));
     cfg.service(
         web::scope(ENTRY_PATH)
             .wrap(session::middleware(core))

@@ -16,6 +16,7 @@ const COOKIE_NAME: &str = "vestibule_activate";
 const CODE: &str = "code";
 const SIGNED_IN: &str = "signed_in";
 const OUTCOME: &str = "outcome";
+const FORWARD: &str = "forward";
 
 /// The `/activate` session cookie: SameSite=Lax, under the `/activate` session key.
 pub fn middleware(core: &Core) -> SessionMiddleware {
@@ -92,6 +93,7 @@ impl ActivateSession {
     /// When the session cannot be written.
     pub fn set_code(&self, code: &CodeInProgress) -> Result<(), ActivateError> {
         self.0.remove(OUTCOME);
+        self.0.remove(FORWARD);
         Ok(self.0.insert(CODE, code)?)
     }
 
@@ -125,12 +127,23 @@ impl ActivateSession {
         self.0.get(OUTCOME)
     }
 
-    /// Ends work on the code with its outcome.
+    /// Where the done page sends the browser on, if anywhere (see [`Self::finish`]).
+    #[must_use]
+    pub fn forward(&self) -> Option<String> {
+        self.0.get(FORWARD)
+    }
+
+    /// Ends work on the code with its outcome, and where the done page is to send the browser
+    /// on (an approval's `after_approval_url` that the posting page could not lead to).
     ///
     /// # Errors
     /// When the session cannot be written.
-    pub fn finish(&self, outcome: Outcome) -> Result<(), ActivateError> {
+    pub fn finish(&self, outcome: Outcome, forward: Option<&str>) -> Result<(), ActivateError> {
         self.0.remove(CODE);
+        match forward {
+            Some(url) => self.0.insert(FORWARD, url)?,
+            None => self.0.remove(FORWARD),
+        }
         Ok(self.0.insert(OUTCOME, outcome)?)
     }
 }

@@ -9,7 +9,7 @@ use vestibule_web::html;
 use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
 
 use super::error::{ActivateError, Throttled};
-use super::flow::{self, Current, SignedUser};
+use super::flow::{self, Current, PostedFrom, SignedUser};
 use super::session::{ActivateSession, SignedIn};
 
 #[derive(Deserialize)]
@@ -112,6 +112,7 @@ pub async fn submit(
         &req,
         &current,
         &SignedUser { user, auth_time },
+        PostedFrom::ClientPage,
     )
     .await
 }
@@ -131,5 +132,12 @@ fn form(
         username,
         message,
     };
-    Ok(html::page(status, "activate/sign_in.html", &page)?)
+    // A sign-in may approve at once (remembered consent) and send the browser on.
+    let target = flow::form_target(&current.request);
+    Ok(html::page_with_form_target(
+        status,
+        "activate/sign_in.html",
+        &page,
+        target.as_deref(),
+    )?)
 }

@@ -53,6 +53,29 @@ pub struct Started {
     pub user_code: UserCode,
 }
 
+/// The verification URI (RFC 8628 §3.2): `/activate`, one for every workspace.
+#[must_use]
+pub fn verification_uri(public_url: &str) -> String {
+    format!("{public_url}/activate")
+}
+
+/// `verification_uri_complete`: `/activate` with the code pre-filled, grouped for reading.
+#[must_use]
+pub fn verification_uri_complete(public_url: &str, user_code: &UserCode) -> String {
+    format!(
+        "{}?user_code={}",
+        verification_uri(public_url),
+        user_code.display()
+    )
+}
+
+/// Where the QR code of `verification_uri_complete` is served (Vestibule's extension of the
+/// device authorization response): SVG, or PNG with `&format=png`.
+#[must_use]
+pub fn verification_uri_complete_qr(public_url: &str, user_code: &UserCode) -> String {
+    format!("{public_url}/activate/qr?user_code={}", user_code.display())
+}
+
 /// Starts a device authorization for an authenticated client.
 ///
 /// # Errors
