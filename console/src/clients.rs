@@ -11,7 +11,7 @@ use vestibule_core::Core;
 use vestibule_core::entities::{client, workspace};
 use vestibule_core::services::clients::{self, Edit, NewClient};
 use vestibule_core::types::{
-    Access, DisplayName, Grant, GrantSet, Proximity, RedirectUri, ScopeSet,
+    Access, AfterApprovalUrl, DisplayName, Grant, GrantSet, Proximity, RedirectUri, ScopeSet,
 };
 use vestibule_web::CsrfForm;
 
@@ -22,7 +22,7 @@ use crate::html;
 use crate::session::OneTimeSecret;
 use crate::workspaces::{WorkspaceView, by_slug};
 
-const FORM_FIELDS: [&str; 9] = [
+const FORM_FIELDS: [&str; 10] = [
     "name",
     "grants",
     "public",
@@ -32,6 +32,7 @@ const FORM_FIELDS: [&str; 9] = [
     "access",
     "device_networks",
     "proximity",
+    "after_approval_url",
 ];
 
 #[derive(Deserialize)]
@@ -40,9 +41,7 @@ pub struct ClientPath {
     pub(crate) client_id: String,
 }
 
-/// The client form's values, as stored or as typed. `after_approval_url` is not on the form
-/// (its capability is not built yet) but is read when posted, so a script that sets it is
-/// refused rather than silently ignored.
+/// The client form's values, as stored or as typed.
 #[derive(Serialize)]
 struct ClientValues {
     name: String,
@@ -84,7 +83,7 @@ impl ClientValues {
             access: c.access.clone(),
             device_networks: c.device_networks.clone(),
             proximity: c.proximity.clone(),
-            after_approval_url: String::new(),
+            after_approval_url: c.after_approval_url.clone().unwrap_or_default(),
         }
     }
 
@@ -112,7 +111,6 @@ impl ClientValues {
             .map(RedirectUri::parse)
             .collect::<Result<_, _>>()?;
         let device_networks = clients::parse_device_networks(self.device_networks.lines())?;
-        clients::refuse_after_approval_url(&self.after_approval_url)?;
         Ok(Edit {
             name: DisplayName::parse("name", &self.name)?,
             public: self.public,
@@ -123,6 +121,7 @@ impl ClientValues {
             access: self.access.parse()?,
             device_networks,
             proximity: self.proximity.parse()?,
+            after_approval_url: AfterApprovalUrl::parse_optional(&self.after_approval_url)?,
         })
     }
 }
@@ -146,6 +145,7 @@ struct ClientView {
     /// Trusted networks (empty: anywhere).
     device_networks: Vec<String>,
     proximity: String,
+    after_approval_url: Option<String>,
 }
 
 impl ClientView {
@@ -161,6 +161,7 @@ impl ClientView {
             dynamic: c.registered_from.is_some(),
             device_networks: c.device_networks.lines().map(str::to_owned).collect(),
             proximity: c.proximity.clone(),
+            after_approval_url: c.after_approval_url.clone(),
         }
     }
 }
@@ -252,6 +253,7 @@ pub async fn create(
                 access: edit.access,
                 device_networks: edit.device_networks,
                 proximity: edit.proximity,
+                after_approval_url: edit.after_approval_url,
             };
             validated(clients::create(&core, &signed_in.actor(), &ws, new).await)?
         }

@@ -7,16 +7,15 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, web};
-use qrcode::QrCode;
-use qrcode::render::svg;
 use serde::Serialize;
 use vestibule_core::Core;
 use vestibule_core::oauth::Refusal;
 use vestibule_core::records::{Client, Workspace};
 use vestibule_core::services::clients;
-use vestibule_core::services::device_grants::Origin;
+use vestibule_core::services::device_grants::{self, Origin};
 use vestibule_core::services::simulator::{self, Progress};
 use vestibule_core::types::Grant;
+use vestibule_web::qr::Qr;
 use vestibule_web::{ClientAddress, CsrfForm};
 
 use crate::auth::SignedIn;
@@ -56,22 +55,11 @@ fn refused(refusal: &Refusal) -> String {
     format!("{code}: {refusal}")
 }
 
-/// `uri` as an inline SVG QR code (no `<?xml?>` prologue, labelled for screen readers).
+/// `uri` as an inline SVG QR code, labelled for screen readers.
 fn qr_svg(uri: &str) -> Result<String, ConsoleError> {
-    let code = QrCode::new(uri.as_bytes())
+    let qr = Qr::new(uri)
         .map_err(|e| vestibule_core::Error::internal_from("cannot encode a QR code", e))?;
-    let rendered = code
-        .render::<svg::Color<'_>>()
-        .min_dimensions(220, 220)
-        .dark_color(svg::Color("#000000"))
-        .light_color(svg::Color("#ffffff"))
-        .build();
-    let start = rendered.find("<svg").unwrap_or(0);
-    Ok(rendered[start..].replacen(
-        "<svg",
-        "<svg role=\"img\" aria-label=\"QR code of the verification link\" class=\"qr\"",
-        1,
-    ))
+    Ok(qr.svg("QR code of the verification link"))
 }
 
 /// What the page shows of a running simulation.
@@ -214,7 +202,7 @@ pub async fn start(
                 workspace: ws.slug.clone(),
                 client_id: client.client_id.clone(),
                 grant_id: started.grant.id,
-                verification_uri_complete: simulator::verification_uri_complete(
+                verification_uri_complete: device_grants::verification_uri_complete(
                     &core.settings.server.public_url,
                     &started.user_code,
                 ),

@@ -558,13 +558,7 @@ impl RedirectUri {
         match url.scheme() {
             "https" if url.host().is_some() => {}
             "http" => {
-                let loopback = match url.host() {
-                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                    Some(url::Host::Domain(d)) => d == "localhost",
-                    None => false,
-                };
-                if !loopback {
+                if !on_loopback(&url) {
                     return Err(bad(
                         "must use https (plain http only on a loopback address)",
                     ));
@@ -578,6 +572,156 @@ impl RedirectUri {
             }
         }
         Ok(Self(value.to_owned()))
+    }
+}
+
+/// Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 or `[::1]` (where plain
+/// http is acceptable, RFC 8252 §8.3).
+fn on_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Where a client sends the browser after an approval (SPEC §4 item 4): an absolute `https`
+/// URL with a host, or `http` on a loopback host; no fragment, no user name or password, at
+/// most [`AfterApprovalUrl::MAX_LEN`] characters. Held in the URL parser's serialization, so
+/// it is ASCII and fit for a `Location` header as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfterApprovalUrl(String);
+string_newtype!(AfterApprovalUrl);
+
+impl AfterApprovalUrl {
+    pub const MAX_LEN: usize = 2000;
+
+    /// An empty (or blank) value means none.
+    ///
+    /// # Errors
+    /// `Invalid` naming `after_approval_url`, saying what is wrong.
+    pub fn parse_optional(value: &str) -> Result<Option<Self>, Error> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let bad =
+            |why: &str| Error::invalid("after_approval_url", format!("after_approval_url {why}"));
+        if value.chars().count() > Self::MAX_LEN {
+            return Err(bad(&format!(
+                "must be at most {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        // The URL parser drops tabs and line breaks silently: what it would not keep is refused.
+        if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad("must not contain spaces or control characters"));
+        }
+        let url = url::Url::parse(value)
+            .map_err(|_| bad("must be an absolute URL such as https://app.example/connected"))?;
+        if url.fragment().is_some() {
+            return Err(bad("must not have a fragment (#…)"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("must not hold a user name or password"));
+        }
+        match url.scheme() {
+            "https" if url.host().is_some() => {}
+            "http" if on_loopback(&url) => {}
+            "http" => return Err(bad("must use https (plain http only on a loopback host)")),
+            _ => return Err(bad("must be an https URL (or http on a loopback host)")),
+        }
+        let url = String::from(url);
+        if url.len() > Self::MAX_LEN {
+            return Err(bad(&format!(
+                "must be at most {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Some(Self(url)))
+    }
+
+    /// The URL's origin (`https://app.example:8443`), which the pages whose forms lead there
+    /// must allow in their CSP `form-action`.
+    #[must_use]
+    pub fn origin(&self) -> String {
+        url::Url::parse(&self.0)
+            .map_or_else(|_| String::new(), |u| u.origin().ascii_serialization())
+    }
+
+    /// A stored value, trusted as it was validated when saved.
+    #[must_use]
+    pub fn from_stored(value: Option<&str>) -> Option<Self> {
+        value.filter(|v| !v.is_empty()).map(|v| Self(v.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod after_approval_url_tests {
+    use super::*;
+
+    fn parsed(value: &str) -> Result<Option<String>, String> {
+        AfterApprovalUrl::parse_optional(value)
+            .map(|u| u.map(|u| u.as_str().to_owned()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn https_anywhere_and_http_on_loopback_are_accepted() {
+        for (given, kept) in [
+            (
+                "https://app.example/connected",
+                "https://app.example/connected",
+            ),
+            (
+                "  https://app.example/done?tv=1 ",
+                "https://app.example/done?tv=1",
+            ),
+            ("https://APP.example", "https://app.example/"),
+            ("http://localhost:3000/done", "http://localhost:3000/done"),
+            ("http://127.0.0.9/done", "http://127.0.0.9/done"),
+            ("http://[::1]:8080/", "http://[::1]:8080/"),
+        ] {
+            assert_eq!(parsed(given), Ok(Some(kept.to_owned())), "{given}");
+        }
+        assert_eq!(parsed(""), Ok(None));
+        let origin = |u: &str| {
+            AfterApprovalUrl::parse_optional(u)
+                .unwrap()
+                .unwrap()
+                .origin()
+        };
+        assert_eq!(origin("https://app.example/a?b"), "https://app.example");
+        assert_eq!(origin("http://localhost:3000/x"), "http://localhost:3000");
+        assert_eq!(parsed("   "), Ok(None));
+    }
+
+    #[test]
+    fn everything_else_is_refused_naming_the_field() {
+        let long = format!(
+            "https://app.example/{}",
+            "a".repeat(AfterApprovalUrl::MAX_LEN)
+        );
+        for given in [
+            "http://app.example/done",
+            "http://10.0.0.1/done",
+            "ftp://app.example/",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "/relative/path",
+            "app.example/done",
+            "https://app.example/done#frag",
+            "https://user:pw@app.example/",
+            "https://user@app.example/",
+            "https://app.example/a\tb",
+            "https://app.example/a b",
+            "https://app.example/\u{0}",
+            long.as_str(),
+        ] {
+            let refused = parsed(given).expect_err(given);
+            assert!(refused.contains("after_approval_url"), "{given}: {refused}");
+        }
     }
 }
 

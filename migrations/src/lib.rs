@@ -11,6 +11,7 @@ mod m20261130_000005_throttle;
 mod m20261203_000006_device_grant_changes;
 mod m20261203_000007_unbuilt_workspace_flags_off;
 mod m20261203_150000_user_session_generation;
+mod m20261204_120000_client_after_approval_url;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_device_grant_changes::Migration),
             Box::new(m20261203_000007_unbuilt_workspace_flags_off::Migration),
             Box::new(m20261203_150000_user_session_generation::Migration),
+            Box::new(m20261204_120000_client_after_approval_url::Migration),
         ]
     }
 }

@@ -12,8 +12,8 @@ use vestibule_core::services::audit::Actor;
 use vestibule_core::services::bootstrap::Report;
 use vestibule_core::services::{admins, clients, keys, users, workspaces};
 use vestibule_core::types::{
-    Access, ClientId, DisplayName, Email, GrantSet, Password, Proximity, RedirectUri, ScopeSet,
-    Slug, Username,
+    Access, AfterApprovalUrl, ClientId, DisplayName, Email, GrantSet, Password, Proximity,
+    RedirectUri, ScopeSet, Slug, Username,
 };
 use vestibule_core::{Core, Error, db};
 
@@ -206,6 +206,9 @@ pub struct ClientCreate {
     /// Whether the approving browser must be on the device's network: off, warn or require.
     #[arg(long, default_value = "warn")]
     proximity: String,
+    /// Where the browser goes after an approval (https, or http on a loopback host).
+    #[arg(long, value_name = "URL")]
+    after_approval_url: Option<String>,
 }
 
 /// `--device-network` values: `any` alone clears the list (anywhere), else each is a network.
@@ -256,6 +259,9 @@ pub struct ClientUpdate {
     /// off, warn or require.
     #[arg(long)]
     proximity: Option<String>,
+    /// Where the browser goes after an approval; an empty value clears it.
+    #[arg(long, value_name = "URL")]
+    after_approval_url: Option<String>,
 }
 
 impl ClientUpdate {
@@ -293,6 +299,9 @@ impl ClientUpdate {
         if let Some(proximity) = &self.proximity {
             edit.proximity = proximity.parse::<Proximity>()?;
         }
+        if let Some(url) = &self.after_approval_url {
+            edit.after_approval_url = AfterApprovalUrl::parse_optional(url)?;
+        }
         Ok(edit)
     }
 }
@@ -322,6 +331,9 @@ impl ClientCreate {
                 access: self.access.parse::<Access>()?,
                 device_networks,
                 proximity: self.proximity.parse::<Proximity>()?,
+                after_approval_url: AfterApprovalUrl::parse_optional(
+                    self.after_approval_url.as_deref().unwrap_or_default(),
+                )?,
             },
         ))
     }

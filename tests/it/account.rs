@@ -61,6 +61,7 @@ async fn setup() -> Setup {
             access: Access::Everyone,
             device_networks: Vec::new(),
             proximity: Proximity::Warn,
+            after_approval_url: None,
         },
     )
     .await

@@ -9,7 +9,7 @@ use vestibule_core::services::audit::Actor;
 use vestibule_core::services::device_grants::{self, Origin, Started};
 use vestibule_core::services::interaction::Decision;
 use vestibule_core::services::{clients, workspaces};
-use vestibule_core::types::{Access, DisplayName, GrantSet, Proximity, ScopeSet};
+use vestibule_core::types::{Access, AfterApprovalUrl, DisplayName, GrantSet, Proximity, ScopeSet};
 
 use crate::helpers::TestApp;
 
@@ -75,6 +75,7 @@ async fn new_client(app: &TestApp, ws: &workspace::Model, name: &str) -> client:
             access: Access::Everyone,
             device_networks: Vec::new(),
             proximity: Proximity::Warn,
+            after_approval_url: None,
         },
     )
     .await
@@ -389,7 +390,90 @@ async fn deny_tells_the_user_and_the_grant() {
         StatusCode::CONFLICT,
     )
     .await;
-    assert!(again.contains("This code was already used"), "{again}");
+    assert!(again.contains("This code was denied"), "{again}");
+}
+
+#[tokio::test]
+async fn after_an_approval_the_browser_goes_to_the_clients_after_approval_url() {
+    let s = setup().await;
+    let url = "https://tv.example:8443/connected?from=vestibule";
+    let mut edit = clients::Edit::stored(&s.client).unwrap();
+    edit.after_approval_url = AfterApprovalUrl::parse_optional(url).unwrap();
+    clients::update(&s.app.core, &Actor::Cli, &s.ws, &s.client.client_id, edit)
+        .await
+        .unwrap();
+    // Browsers hold a form's whole navigation, redirects included, to its page's
+    // `form-action`: the pages that may send the browser there must allow its origin.
+    let allows_target = |res: &reqwest::Response| {
+        res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("form-action 'self' https://tv.example:8443;")
+    };
+    let b = Browser::new(&s.app);
+
+    // A typed code, approved on the consent page.
+    let typed = s.device_asks().await;
+    see_other(
+        &b.enter_code(typed.user_code.as_str()).await,
+        "/activate/sign-in",
+    );
+    assert!(allows_target(&b.get("/activate/sign-in").await));
+    see_other(&b.sign_in("alice", PASSWORD).await, "/activate/consent");
+    assert!(allows_target(&b.get("/activate/consent").await));
+    assert!(
+        !allows_target(&b.get("/activate").await),
+        "no client known yet"
+    );
+    see_other(&b.decide("approve").await, url);
+    assert_eq!(s.status(&typed).await, "approved");
+
+    // Consent remembered: a code typed on the entry page (whose policy could not name the
+    // site) is approved at once, and the done page forwards the browser.
+    let skipped = s.device_asks().await;
+    see_other(
+        &b.enter_code(skipped.user_code.as_str()).await,
+        "/activate/done",
+    );
+    assert_eq!(s.status(&skipped).await, "approved");
+    let (status, done) = b.page("/activate/done").await;
+    assert_eq!(status, StatusCode::OK);
+    let escaped = url.replace('/', "&#x2F;");
+    assert!(
+        done.contains(&format!(
+            "<meta http-equiv=\"refresh\" content=\"0; url={escaped}\">"
+        )),
+        "{done}"
+    );
+    assert!(
+        done.contains(&format!("href=\"{escaped}\" data-field=\"forward\"")),
+        "{done}"
+    );
+
+    // Consent remembered, approved by the sign-in: straight there.
+    let fresh = Browser::new(&s.app);
+    let signed = s.device_asks().await;
+    see_other(&fresh.through_sign_in(&signed).await, url);
+    assert_eq!(s.status(&signed).await, "approved");
+
+    // A link always asks first; its approval goes there as well.
+    let linked = s.device_asks().await;
+    let link = format!("/activate?user_code={}", linked.user_code.display());
+    see_other(&b.follow_link(&link).await, "/activate/consent");
+    see_other(&b.decide("approve").await, url);
+    assert_eq!(s.status(&linked).await, "approved");
+
+    // A denial ends on the done page as always, which forwards nowhere.
+    let denied = s.device_asks().await;
+    let link = format!("/activate?user_code={}", denied.user_code.display());
+    see_other(&b.follow_link(&link).await, "/activate/consent");
+    see_other(&b.decide("deny").await, "/activate/done");
+    assert_eq!(s.status(&denied).await, "denied");
+    let (_, done) = b.page("/activate/done").await;
+    assert!(
+        !done.contains("refresh") && !done.contains("tv.example"),
+        "{done}"
+    );
 }
 
 #[tokio::test]
@@ -403,6 +487,55 @@ async fn codes_are_read_regardless_of_case_spaces_and_dashes() {
     see_other(&b.sign_in("alice", PASSWORD).await, "/activate/consent");
     see_other(&b.decide("approve").await, "/activate/done");
     assert_eq!(s.status(&started).await, "approved");
+}
+
+#[tokio::test]
+async fn pasted_codes_in_lower_case_with_a_space_or_a_dash_are_accepted() {
+    let s = setup().await;
+    for separator in [" ", "-"] {
+        let started = s.device_asks().await;
+        let pasted = started
+            .user_code
+            .display()
+            .to_lowercase()
+            .replace('-', separator);
+        assert!(pasted.contains(separator) && pasted != started.user_code.as_str());
+        let b = Browser::new(&s.app);
+        see_other(&b.enter_code(&pasted).await, "/activate/sign-in");
+    }
+}
+
+#[tokio::test]
+async fn the_code_field_is_a_one_time_code_field_with_a_number_pad_for_digit_codes() {
+    let s = setup().await;
+    let b = Browser::new(&s.app);
+    let (_, plain) = b.page("/activate").await;
+    for attribute in [
+        "autocomplete=\"one-time-code\"",
+        "autocapitalize=\"characters\"",
+        "autocorrect=\"off\"",
+        "spellcheck=\"false\"",
+        "<label for=\"user_code\">",
+        "aria-describedby=\"user_code-hint\"",
+        "id=\"user_code-hint\"",
+    ] {
+        assert!(plain.contains(attribute), "{attribute}: {plain}");
+    }
+    // Letters cannot be typed on a number pad: only a code known to be digits gets one.
+    assert!(!plain.contains("inputmode"), "{plain}");
+    let (_, letters) = b.page("/activate?user_code=BCDF-GHJK").await;
+    assert!(!letters.contains("inputmode"), "{letters}");
+    let (_, digits) = b.page("/activate?user_code=123-456").await;
+    assert!(digits.contains("inputmode=\"numeric\""), "{digits}");
+
+    // A refused code's message is linked to the field.
+    let wrong = body(b.enter_code("BCDF-GHJK").await, StatusCode::BAD_REQUEST).await;
+    assert!(
+        wrong.contains("aria-describedby=\"user_code-hint user_code-message\"")
+            && wrong.contains("id=\"user_code-message\"")
+            && wrong.contains("aria-invalid=\"true\""),
+        "{wrong}"
+    );
 }
 
 #[tokio::test]
@@ -442,6 +575,85 @@ async fn wrong_and_used_codes_get_clear_messages() {
     )
     .await;
     assert!(page.contains("This code was already used"), "{page}");
+}
+
+#[tokio::test]
+async fn a_spent_code_says_how_it_was_spent_whether_typed_or_by_link() {
+    let s = setup().await;
+    let approved = s.device_asks().await;
+    s.app
+        .decide(approved.user_code.as_str(), &s.alice, Decision::Approve)
+        .await;
+    let redeemed = s.device_asks().await;
+    s.app
+        .decide(redeemed.user_code.as_str(), &s.alice, Decision::Approve)
+        .await;
+    let poll = device_grants::poll(
+        &s.app.core,
+        &Workspace::parse(s.ws.clone()).unwrap(),
+        &Client::parse(s.client.clone()),
+        &redeemed.device_code,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(poll, device_grants::Poll::Tokens(_)), "{poll:?}");
+    assert_eq!(s.status(&redeemed).await, "consumed");
+    let denied = s.device_asks().await;
+    s.app
+        .decide(denied.user_code.as_str(), &s.alice, Decision::Deny)
+        .await;
+    let expired = s.device_asks().await;
+    let mut grant = expired.grant.clone().into_active_model();
+    grant.expires_at = Set(vestibule_core::now() - 1);
+    grant.update(&s.app.core.db).await.unwrap();
+
+    let b = Browser::new(&s.app);
+    for (started, status, says) in [
+        (
+            &approved,
+            StatusCode::CONFLICT,
+            "This code was already used",
+        ),
+        (
+            &redeemed,
+            StatusCode::CONFLICT,
+            "This code was already used",
+        ),
+        (&denied, StatusCode::CONFLICT, "This code was denied"),
+        (&expired, StatusCode::GONE, "This code has expired"),
+    ] {
+        let typed = body(b.enter_code(started.user_code.as_str()).await, status).await;
+        let link = format!("/activate?user_code={}", started.user_code.display());
+        let linked = body(b.follow_link(&link).await, status).await;
+        for page in [typed, linked] {
+            assert!(page.contains(says), "{says}: {page}");
+            assert!(!page.contains("know that code"), "{page}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_code_denied_while_its_consent_page_was_open_says_denied() {
+    let s = setup().await;
+    let started = s.device_asks().await;
+    let b = Browser::new(&s.app);
+    see_other(&b.through_sign_in(&started).await, "/activate/consent");
+    let consent_page = b.page("/activate/consent").await.1;
+    s.app
+        .decide(started.user_code.as_str(), &s.alice, Decision::Deny)
+        .await;
+    let res = b
+        .post(
+            "/activate/consent",
+            &[
+                ("decision", "approve"),
+                ("csrf_token", &csrf_token(&consent_page)),
+            ],
+        )
+        .await;
+    let page = body(res, StatusCode::CONFLICT).await;
+    assert!(page.contains("This code was denied"), "{page}");
+    assert_eq!(s.status(&started).await, "denied");
 }
 
 #[tokio::test]

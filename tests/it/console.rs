@@ -128,7 +128,7 @@ pub(crate) fn field_error(html: &str, field: &str) -> Option<String> {
 }
 
 /// The value attribute of the input named `name`.
-fn input_value(html: &str, name: &str) -> String {
+pub(crate) fn input_value(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\"");
     let start = html
         .find(&marker)

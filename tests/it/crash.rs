@@ -1018,7 +1018,10 @@ impl Person {
                 Some(Step::Page(StatusCode::TOO_MANY_REQUESTS, _)) if signing_in => {
                     return Activation::SignInThrottled;
                 }
-                Some(Step::Page(StatusCode::CONFLICT, html)) if html.contains("already used") => {
+                // A decision a kill cut may have been committed: its code is then spent.
+                Some(Step::Page(StatusCode::CONFLICT, html))
+                    if html.contains("already used") || html.contains("was denied") =>
+                {
                     return Activation::AlreadyUsed;
                 }
                 Some(Step::Page(status, html)) => {

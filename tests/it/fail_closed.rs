@@ -85,16 +85,6 @@ async fn the_cli_refuses_unbuilt_settings_and_writes_nothing() {
         run.fails(1, setting);
         run.fails(1, "is not available yet");
     }
-    // Not even offered: the command line does not know the flag.
-    let run = cli.run(
-        &CLIENT
-            .iter()
-            .chain(&["--after-approval-url", "https://app.example/done"])
-            .copied()
-            .collect::<Vec<_>>(),
-    );
-    assert_ne!(run.code, 0);
-    assert!(run.stdout.trim().is_empty());
     assert_eq!(counts(&db).await, before, "refused commands wrote nothing");
 
     // What the server does today is accepted, spelled out.
@@ -155,12 +145,6 @@ async fn the_console_refuses_unbuilt_client_settings_beside_the_form() {
             &[("redirect_uris", "https://app.example/cb")],
             "redirect_uris",
             "redirect_uris",
-        ),
-        // Not on the form, but refused when a script posts it.
-        (
-            &[("after_approval_url", "https://app.example/done")],
-            "form",
-            "after_approval_url",
         ),
     ];
     let path = "/console/workspaces/home/clients";

@@ -530,6 +530,7 @@ impl TestApp {
                 access: Access::Everyone,
                 device_networks: Vec::new(),
                 proximity: Proximity::Warn,
+                after_approval_url: None,
             },
         )
         .await

@@ -510,6 +510,7 @@ async fn tokens_of_a_deleted_client_never_come_back_with_its_client_id() {
         access: Access::Everyone,
         device_networks: Vec::new(),
         proximity: Proximity::Warn,
+        after_approval_url: None,
     };
     let first = clients::create(core, &Actor::Cli, &lab.ws, new_client())
         .await

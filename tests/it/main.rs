@@ -9,6 +9,7 @@ mod helpers;
 
 mod account;
 mod activate;
+mod after_approval;
 mod browser;
 mod budgets;
 mod cli;
@@ -23,6 +24,7 @@ mod hostile_input;
 mod lifecycle;
 mod networks;
 mod outage;
+mod qr;
 mod races;
 mod server;
 mod token_lifecycle;

@@ -53,6 +53,7 @@ impl Lab {
                 access: Access::Everyone,
                 device_networks: clients::parse_device_networks(networks.iter().copied()).unwrap(),
                 proximity,
+                after_approval_url: None,
             },
         )
         .await

@@ -27,6 +27,39 @@ const PAGE_HEADERS: [(header::HeaderName, &str); 5] = [
     (header::REFERRER_POLICY, "no-referrer"),
 ];
 
+/// Renders `template` into a page whose forms may also lead the browser to `form_target`
+/// (an origin such as `https://app.example`): browsers hold the whole navigation a form
+/// starts, redirects included, to the page's CSP `form-action`, so a form whose answer is a
+/// redirect to another site must name that site. `None` is [`page`].
+///
+/// # Errors
+/// When rendering fails.
+pub fn page_with_form_target(
+    status: StatusCode,
+    template: &str,
+    context: &impl Serialize,
+    form_target: Option<&str>,
+) -> Result<HttpResponse, WebError> {
+    let mut response = page(status, template, context)?;
+    if let Some(policy) =
+        form_target.and_then(|origin| HeaderValue::from_str(&policy_with_form_target(origin)).ok())
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    Ok(response)
+}
+
+/// The pages' CSP with `origin` added to `form-action`.
+fn policy_with_form_target(origin: &str) -> String {
+    PAGE_HEADERS[1].1.replacen(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+        1,
+    )
+}
+
 /// Renders `template` into a page with `status`.
 ///
 /// # Errors
@@ -125,6 +158,19 @@ mod tests {
         for (name, value) in PAGE_HEADERS {
             assert_eq!(response.headers().get(&name).unwrap(), value, "{name}");
         }
+    }
+
+    #[test]
+    fn a_page_may_let_its_forms_lead_to_one_more_origin() {
+        let policy = policy_with_form_target("https://app.example");
+        assert_eq!(
+            policy,
+            PAGE_HEADERS[1].1.replace(
+                "form-action 'self';",
+                "form-action 'self' https://app.example;"
+            )
+        );
+        assert_ne!(policy, PAGE_HEADERS[1].1);
     }
 
     #[test]

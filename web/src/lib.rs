@@ -1,10 +1,11 @@
 //! What every HTML surface (`/console`, `/activate`) shares: the session base and its cookie,
 //! the CSRF check of every form, page and problem rendering with the headers every page
-//! carries, and the client's address. No business rules live here.
+//! carries, the client's address, and QR codes of links. No business rules live here.
 
 pub mod address;
 pub mod csrf;
 pub mod html;
+pub mod qr;
 pub mod session;
 
 pub use address::ClientAddress;

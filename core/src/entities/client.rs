@@ -31,6 +31,10 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub device_networks: String,
     pub proximity: String,
+    /// Where the browser goes after an approval (`https`, or `http` on loopback); `None`: the
+    /// done page.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub after_approval_url: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

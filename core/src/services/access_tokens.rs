@@ -248,6 +248,7 @@ mod tests {
             access: "everyone".into(),
             device_networks: String::new(),
             proximity: "warn".into(),
+            after_approval_url: None,
             created_at: 0,
             updated_at: 0,
         });

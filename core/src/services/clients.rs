@@ -12,7 +12,8 @@ use crate::entities::{client, workspace};
 use crate::error::Error;
 use crate::services::audit::{self, Action, Actor};
 use crate::types::{
-    Access, ClientId, DisplayName, Grant, GrantSet, Proximity, RedirectUri, ScopeSet,
+    Access, AfterApprovalUrl, ClientId, DisplayName, Grant, GrantSet, Proximity, RedirectUri,
+    ScopeSet,
 };
 use crate::{Core, net};
 
@@ -33,6 +34,8 @@ pub struct NewClient {
     pub access: Access,
     pub device_networks: Vec<IpNet>,
     pub proximity: Proximity,
+    /// Where the browser goes after an approval; `None`: the done page.
+    pub after_approval_url: Option<AfterApprovalUrl>,
 }
 
 impl NewClient {
@@ -105,23 +108,6 @@ fn refuse_unbuilt(asked: &Unbuilt<'_>) -> Result<(), Error> {
 #[must_use]
 pub fn unavailable(field: &'static str, setting: &str, instead: &str) -> Error {
     Error::invalid(field, format!("{setting} is not available yet: {instead}"))
-}
-
-/// Refuses an `after_approval_url`: sending the browser on after an approval is not built
-/// yet. Empty means none and passes.
-///
-/// # Errors
-/// `Invalid` naming `after_approval_url` when one is given.
-pub fn refuse_after_approval_url(value: &str) -> Result<(), Error> {
-    if value.trim().is_empty() {
-        Ok(())
-    } else {
-        Err(unavailable(
-            "after_approval_url",
-            "after_approval_url (sending the browser on after an approval)",
-            "leave it empty",
-        ))
-    }
 }
 
 /// One network devices may ask from: a CIDR, or a single address, normalized as it is stored
@@ -263,6 +249,7 @@ pub async fn create(
         access: Set(new.access.as_str().to_owned()),
         device_networks: Set(stored_device_networks(&new.device_networks)),
         proximity: Set(new.proximity.as_str().to_owned()),
+        after_approval_url: Set(new.after_approval_url.map(|u| u.as_str().to_owned())),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -283,6 +270,7 @@ pub async fn create(
                 "scopes": model.scopes,
                 "device_networks": model.device_networks.lines().collect::<Vec<_>>(),
                 "proximity": model.proximity,
+                "after_approval_url": model.after_approval_url,
             }),
             ip: None,
         },
@@ -341,6 +329,7 @@ pub fn to_json(m: &client::Model, workspace_slug: &str) -> serde_json::Value {
         "access": m.access,
         "device_networks": m.device_networks.lines().collect::<Vec<_>>(),
         "proximity": m.proximity,
+        "after_approval_url": m.after_approval_url,
     })
 }
 
@@ -448,6 +437,8 @@ pub struct Edit {
     pub access: Access,
     pub device_networks: Vec<IpNet>,
     pub proximity: Proximity,
+    /// Where the browser goes after an approval; `None`: the done page.
+    pub after_approval_url: Option<AfterApprovalUrl>,
 }
 
 impl Edit {
@@ -471,6 +462,7 @@ impl Edit {
             access: m.access.parse()?,
             device_networks: parse_device_networks(m.device_networks.lines())?,
             proximity: m.proximity.parse()?,
+            after_approval_url: AfterApprovalUrl::from_stored(m.after_approval_url.as_deref()),
         })
     }
 }
@@ -528,6 +520,7 @@ pub async fn update(
     active.access = Set(edit.access.as_str().to_owned());
     active.device_networks = Set(stored_device_networks(&edit.device_networks));
     active.proximity = Set(edit.proximity.as_str().to_owned());
+    active.after_approval_url = Set(edit.after_approval_url.map(|u| u.as_str().to_owned()));
     active.updated_at = Set(crate::now());
     let model = active.update(&txn).await?;
     audit::record(
@@ -547,6 +540,7 @@ pub async fn update(
                 "access": model.access,
                 "device_networks": model.device_networks.lines().collect::<Vec<_>>(),
                 "proximity": model.proximity,
+                "after_approval_url": model.after_approval_url,
             }),
             ip: None,
         },

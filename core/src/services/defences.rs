@@ -164,6 +164,7 @@ mod tests {
             access: "everyone".to_owned(),
             device_networks: networks.to_owned(),
             proximity: proximity.to_owned(),
+            after_approval_url: None,
             created_at: 0,
             updated_at: 0,
         })

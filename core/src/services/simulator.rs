@@ -8,14 +8,6 @@ use crate::records::{Client, Workspace};
 use crate::services::audit::{self, Action, Actor};
 use crate::services::device_grants::{self, Origin, Poll, Started, Status};
 use crate::services::scopes;
-use crate::types::UserCode;
-
-/// The `verification_uri_complete` of a user code: `/activate` with the code pre-filled, as
-/// the device authorization response gives it.
-#[must_use]
-pub fn verification_uri_complete(public_url: &str, user_code: &UserCode) -> String {
-    format!("{public_url}/activate?user_code={}", user_code.display())
-}
 
 /// Starts a device authorization as `client` (with all its scopes) on an admin's behalf: the
 /// console holds the client's authority, so a confidential client needs no secret here. The

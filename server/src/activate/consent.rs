@@ -14,7 +14,7 @@ use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
 use super::SIGN_IN_PATH;
 use super::device;
 use super::error::ActivateError;
-use super::flow::{self, Current, SignedUser};
+use super::flow::{self, Current, PostedFrom, SignedUser};
 use super::session::ActivateSession;
 
 #[derive(Deserialize)]
@@ -74,7 +74,13 @@ pub async fn show(
         session.csrf_token()?,
         ClientAddress::of(&req),
     );
-    Ok(html::page(StatusCode::OK, "activate/consent.html", &page)?)
+    let target = flow::form_target(&current.request);
+    Ok(html::page_with_form_target(
+        StatusCode::OK,
+        "activate/consent.html",
+        &page,
+        target.as_deref(),
+    )?)
 }
 
 pub async fn submit(
@@ -100,7 +106,16 @@ pub async fn submit(
     else {
         return Ok(see_other(SIGN_IN_PATH));
     };
-    flow::decide(&core, &session, &req, &current, &user, decision).await
+    flow::decide(
+        &core,
+        &session,
+        &req,
+        &current,
+        &user,
+        decision,
+        PostedFrom::ClientPage,
+    )
+    .await
 }
 
 fn page<'a>(

@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 use vestibule_core::Core;
 use vestibule_core::services::attempts::{self, UserCodeEntry};
 use vestibule_core::services::device_grants::Lookup;
+use vestibule_core::types::UserCode;
 use vestibule_web::html::{self, see_other};
 use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
 
 use super::error::{ActivateError, Throttled};
-use super::flow::{self, Current};
+use super::flow::{self, Current, PostedFrom};
 use super::session::{ActivateSession, CodeInProgress};
 use super::{CONSENT_PATH, SIGN_IN_PATH};
 
@@ -48,6 +49,10 @@ struct EntryPage<'a> {
     message: Option<&'a str>,
     /// The code came through `verification_uri_complete`: the form says so when posted.
     by_link: bool,
+    /// The field holds a code of digits only, so phones may offer their number pad
+    /// (`inputmode="numeric"`). The page cannot know the workspace before a code is entered,
+    /// and letters cannot be typed on a number pad, so an empty field offers the full keyboard.
+    numeric: bool,
 }
 
 /// The value of the entry form's `arrival` field for a code that came through a link.
@@ -114,6 +119,8 @@ fn form(
         user_code,
         message,
         by_link: arrival == Arrival::CompleteUri,
+        numeric: UserCode::normalize(user_code)
+            .is_some_and(|c| c.as_str().bytes().all(|b| b.is_ascii_digit())),
     };
     Ok(html::page(status, "activate/entry.html", &page)?)
 }
@@ -168,6 +175,17 @@ async fn look_up(
                 arrival,
             );
         }
+        Lookup::Denied => {
+            return form(
+                session,
+                StatusCode::CONFLICT,
+                "",
+                Some(
+                    "This code was denied, so it no longer works — start again on your device if you do want to connect it.",
+                ),
+                arrival,
+            );
+        }
     };
     // Once a grant came through a link, typing its code afterwards does not launder it.
     let came_by_link = session
@@ -184,6 +202,8 @@ async fn look_up(
         None => Ok(see_other(SIGN_IN_PATH)),
         // A code that came by link always gets the consent page (RFC 8628 §5.4).
         Some(_) if arrival == Arrival::CompleteUri => Ok(see_other(CONSENT_PATH)),
-        Some(user) => flow::after_sign_in(core, session, req, &current, &user).await,
+        Some(user) => {
+            flow::after_sign_in(core, session, req, &current, &user, PostedFrom::CodeEntry).await
+        }
     }
 }

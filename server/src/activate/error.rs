@@ -25,6 +25,8 @@ pub enum ActivateError {
     CodeExpired,
     #[error("the user code was already used")]
     CodeUsed,
+    #[error("the user code was denied")]
+    CodeDenied,
     #[error("no such page")]
     NotFound,
     /// The signed-in user may not use the client that asks.
@@ -111,6 +113,14 @@ impl ActivateError {
                 ),
                 next: START_AGAIN,
             },
+            Self::CodeDenied => Problem {
+                title: "This code was denied",
+                message: Cow::Borrowed(
+                    "This code was denied, so it no longer works. If you do want to connect the \
+                     device, start again on it to get a new code.",
+                ),
+                next: START_AGAIN,
+            },
             Self::NoAccess { client } => Problem {
                 title: "You cannot use this application",
                 message: Cow::Owned(format!(
@@ -189,7 +199,7 @@ impl ResponseError for ActivateError {
             Self::BadForm(_) | Self::BadValue(_) => StatusCode::BAD_REQUEST,
             Self::NoCodeInProgress => StatusCode::SEE_OTHER,
             Self::CodeExpired => StatusCode::GONE,
-            Self::CodeUsed => StatusCode::CONFLICT,
+            Self::CodeUsed | Self::CodeDenied => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

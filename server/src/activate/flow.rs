@@ -11,6 +11,7 @@ use vestibule_core::services::interaction::{
     self, Approver, AuthorizationRequest, Decided, Decision,
 };
 use vestibule_core::services::users;
+use vestibule_core::types::AfterApprovalUrl;
 use vestibule_web::ClientAddress;
 use vestibule_web::html::see_other;
 
@@ -42,7 +43,7 @@ impl Current {
 /// The request of the session's code, still pending.
 ///
 /// # Errors
-/// `NoCodeInProgress` without a code; `CodeExpired` / `CodeUsed` once the grant is no longer
+/// `NoCodeInProgress` without a code; `CodeExpired` / `CodeUsed` / `CodeDenied` once the grant is no longer
 /// pending (the code is then forgotten).
 pub async fn current(core: &Core, session: &ActivateSession) -> Result<Current, ActivateError> {
     let code = session.code().ok_or(ActivateError::NoCodeInProgress)?;
@@ -67,7 +68,8 @@ async fn ended(core: &Core, grant_id: Uuid) -> ActivateError {
 
 fn why_ended(grant: Option<&device_grant::Model>) -> ActivateError {
     match grant.map(|g| g.status) {
-        Some(Status::Approved | Status::Denied | Status::Consumed) => ActivateError::CodeUsed,
+        Some(Status::Approved | Status::Consumed) => ActivateError::CodeUsed,
+        Some(Status::Denied) => ActivateError::CodeDenied,
         _ => ActivateError::CodeExpired,
     }
 }
@@ -114,6 +116,28 @@ pub async fn signed_in_user(
     }
 }
 
+/// Which page's form asked for a decision. A browser holds the whole navigation a form
+/// starts, redirects included, to that page's CSP `form-action`, so only a page that knew the
+/// client when it was shown could allow its `after_approval_url` (see [`form_target`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostedFrom {
+    /// The code entry page, shown before any client was known.
+    CodeEntry,
+    /// The sign-in or consent page of the code in progress.
+    ClientPage,
+}
+
+/// The origin the sign-in and consent pages of `request` let their forms lead to: the
+/// client's `after_approval_url`'s, if it has one.
+#[must_use]
+pub fn form_target(request: &AuthorizationRequest) -> Option<String> {
+    after_approval_url(request).map(|url| url.origin())
+}
+
+fn after_approval_url(request: &AuthorizationRequest) -> Option<AfterApprovalUrl> {
+    AfterApprovalUrl::from_stored(request.client.after_approval_url.as_deref())
+}
+
 /// After a typed code or a sign-in: approve at once when remembered consent stands in for
 /// asking, else show the consent page.
 ///
@@ -125,6 +149,7 @@ pub async fn after_sign_in(
     req: &HttpRequest,
     current: &Current,
     user: &SignedUser,
+    posted_from: PostedFrom,
 ) -> Result<HttpResponse, ActivateError> {
     let approver = Approver {
         user: &user.user,
@@ -132,12 +157,22 @@ pub async fn after_sign_in(
         ip: ClientAddress::of(req).ip(),
     };
     if interaction::consent_remembered(core, &current.request, approver).await? {
-        return decide(core, session, req, current, user, Decision::Approve).await;
+        return decide(
+            core,
+            session,
+            req,
+            current,
+            user,
+            Decision::Approve,
+            posted_from,
+        )
+        .await;
     }
     Ok(see_other(CONSENT_PATH))
 }
 
-/// Records the decision and sends the browser to the done page.
+/// Records the decision and sends the browser on: to the done page, or after an approval to
+/// the client's `after_approval_url`.
 ///
 /// # Errors
 /// `NoAccess` when the user may not use the client; `OtherNetwork` when the client requires the
@@ -150,6 +185,7 @@ pub async fn decide(
     current: &Current,
     user: &SignedUser,
     decision: Decision,
+    posted_from: PostedFrom,
 ) -> Result<HttpResponse, ActivateError> {
     let approver = Approver {
         user: &user.user,
@@ -173,12 +209,25 @@ pub async fn decide(
             return Err(ended(core, current.code.grant_id).await);
         }
     }
-    session.finish(
-        match decision {
-            Decision::Approve => Outcome::Approved,
-            Decision::Deny => Outcome::Denied,
-        },
-        &current.request.workspace.slug,
-    )?;
-    Ok(see_other(DONE_PATH))
+    let slug = &current.request.workspace.slug;
+    let (outcome, forward) = match decision {
+        Decision::Approve => (Outcome::Approved, after_approval_url(&current.request)),
+        Decision::Deny => (Outcome::Denied, None),
+    };
+    // After an approval the browser goes to the client's `after_approval_url` (SPEC §4 item
+    // 4): straight from a page that allowed it, else through the done page, which forwards it.
+    match (forward, posted_from) {
+        (Some(url), PostedFrom::ClientPage) => {
+            session.finish(outcome, slug, None)?;
+            Ok(see_other(url.as_str()))
+        }
+        (Some(url), PostedFrom::CodeEntry) => {
+            session.finish(outcome, slug, Some(url.as_str()))?;
+            Ok(see_other(DONE_PATH))
+        }
+        (None, _) => {
+            session.finish(outcome, slug, None)?;
+            Ok(see_other(DONE_PATH))
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //! `GET /activate` (`?user_code=` is `verification_uri_complete`) → `POST /activate` →
 //! `/activate/sign-in` (unless signed in to the code's workspace) → `/activate/consent`
 //! (skipped for typed codes already consented to) → `/activate/done`. Every POST carries the
-//! session's CSRF token; every page works without JavaScript.
+//! session's CSRF token; every page works without JavaScript. `/activate/qr` serves the QR
+//! codes of `verification_uri_complete`.
 
 pub mod account;
 mod consent;
@@ -15,6 +16,7 @@ mod done;
 mod entry;
 mod error;
 mod flow;
+mod qr;
 mod session;
 mod sign_in;
 
@@ -33,9 +35,11 @@ pub const DONE_PATH: &str = "/activate/done";
 const FORM_LIMIT: usize = 16 * 1024;
 
 /// Registers the `/activate` pages and the account pages, with their session cookie keyed from
-/// `core`. The account scope must be registered before the protocol's `/w/{slug}` scope, which
-/// would otherwise take its paths.
+/// `core`, and before them (outside the session) the QR codes of user codes. The account scope
+/// must be registered before the protocol's `/w/{slug}` scope, which would otherwise take its
+/// paths.
 pub fn configure(cfg: &mut web::ServiceConfig, core: &Core) {
+    cfg.service(web::resource(qr::QR_PATH).route(web::get().to(qr::show)));
     cfg.service(
         end_user_scope("/w/{slug}/account")
             .wrap(session::middleware(core))

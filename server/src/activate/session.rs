@@ -18,6 +18,7 @@ const SIGNED_IN: &str = "signed_in";
 const OUTCOME: &str = "outcome";
 const OUTCOME_WORKSPACE: &str = "outcome_workspace";
 const NOTICE: &str = "notice";
+const FORWARD: &str = "forward";
 
 /// The end-user session cookie: SameSite=Lax, on every path (`/activate` and the account pages
 /// share it), under the session key.
@@ -95,6 +96,7 @@ impl ActivateSession {
     /// When the session cannot be written.
     pub fn set_code(&self, code: &CodeInProgress) -> Result<(), ActivateError> {
         self.0.remove(OUTCOME);
+        self.0.remove(FORWARD);
         Ok(self.0.insert(CODE, code)?)
     }
 
@@ -136,13 +138,30 @@ impl ActivateSession {
         self.0.get(OUTCOME)
     }
 
-    /// Ends work on the code with its outcome, in the workspace (slug) the code belonged to.
+    /// Where the done page sends the browser on, if anywhere (see [`Self::finish`]).
+    #[must_use]
+    pub fn forward(&self) -> Option<String> {
+        self.0.get(FORWARD)
+    }
+
+    /// Ends work on the code with its outcome, in the workspace (slug) the code belonged to, and
+    /// where the done page is to send the browser on (an approval's `after_approval_url` that the
+    /// posting page could not lead to).
     ///
     /// # Errors
     /// When the session cannot be written.
-    pub fn finish(&self, outcome: Outcome, workspace_slug: &str) -> Result<(), ActivateError> {
+    pub fn finish(
+        &self,
+        outcome: Outcome,
+        workspace_slug: &str,
+        forward: Option<&str>,
+    ) -> Result<(), ActivateError> {
         self.0.remove(CODE);
         self.0.insert(OUTCOME_WORKSPACE, workspace_slug)?;
+        match forward {
+            Some(url) => self.0.insert(FORWARD, url)?,
+            None => self.0.remove(FORWARD),
+        }
         Ok(self.0.insert(OUTCOME, outcome)?)
     }
 

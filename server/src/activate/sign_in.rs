@@ -13,7 +13,7 @@ use vestibule_web::html;
 use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
 
 use super::error::{ActivateError, Throttled};
-use super::flow::{self, Current, SignedUser};
+use super::flow::{self, Current, PostedFrom, SignedUser};
 use super::session::{ActivateSession, SignedIn};
 
 #[derive(Deserialize)]
@@ -86,7 +86,15 @@ pub async fn submit(
     .await?
     {
         Attempt::SignedIn(user) => {
-            flow::after_sign_in(&core, &session, &req, &current, &user).await
+            flow::after_sign_in(
+                &core,
+                &session,
+                &req,
+                &current,
+                &user,
+                PostedFrom::ClientPage,
+            )
+            .await
         }
         Attempt::Refused(page) => Ok(page),
     }
@@ -185,5 +193,15 @@ pub fn form(
         username,
         message,
     };
-    Ok(html::page(status, "activate/sign_in.html", &page)?)
+    // A sign-in for a code may approve at once (remembered consent) and send the browser on.
+    let target = match purpose {
+        Purpose::Code(current) => flow::form_target(&current.request),
+        Purpose::Account(_) => None,
+    };
+    Ok(html::page_with_form_target(
+        status,
+        "activate/sign_in.html",
+        &page,
+        target.as_deref(),
+    )?)
 }

@@ -14,6 +14,9 @@ struct DeviceAuthorizationResponse {
     user_code: String,
     verification_uri: String,
     verification_uri_complete: String,
+    /// Vestibule's extension: the QR code of `verification_uri_complete`, as SVG (or PNG with
+    /// `&format=png`), for devices that can show an image but not render a QR code.
+    verification_uri_complete_qr: String,
     expires_in: i64,
     interval: i64,
 }
@@ -46,13 +49,14 @@ pub async fn authorize(
         return Err(OAuthResponse::RateLimited(wait));
     }
     let started = device_grants::start(&core, &workspace, &client, scopes, origin).await?;
-    let verification_uri = format!("{}/activate", core.settings.server.public_url);
-    let shown = started.user_code.display();
+    let public_url = &core.settings.server.public_url;
+    let code = &started.user_code;
     Ok(no_store_json(&DeviceAuthorizationResponse {
-        verification_uri_complete: format!("{verification_uri}?user_code={shown}"),
-        verification_uri,
+        verification_uri: device_grants::verification_uri(public_url),
+        verification_uri_complete: device_grants::verification_uri_complete(public_url, code),
+        verification_uri_complete_qr: device_grants::verification_uri_complete_qr(public_url, code),
+        user_code: code.display(),
         device_code: started.device_code,
-        user_code: shown,
         expires_in: started.grant.expires_at - started.grant.created_at,
         interval: started.grant.interval,
     }))

@@ -45,6 +45,9 @@ pub async fn openid_configuration(
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "name", "preferred_username", "email"],
+        // Vestibule's extension: device authorization responses carry
+        // `verification_uri_complete_qr` (SVG, or PNG with `&format=png`).
+        "verification_uri_complete_qr_supported": true,
     });
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, CACHE))

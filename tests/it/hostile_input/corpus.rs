@@ -254,6 +254,11 @@ const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "GET",
+        path: "/activate/qr",
+        fields: &["user_code", "format"],
+    },
+    Endpoint {
+        method: "GET",
         path: "/console",
         fields: &[],
     },

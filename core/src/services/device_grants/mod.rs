@@ -6,11 +6,11 @@
 mod cursor;
 mod memory;
 mod store;
+#[cfg(test)]
+mod test_db;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _, Set,
-};
+use sea_orm::{ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, Set};
 use uuid::Uuid;
 
 pub use crate::entities::device_grant::Status;
@@ -53,6 +53,29 @@ pub struct Started {
     pub grant: device_grant::Model,
     pub device_code: String,
     pub user_code: UserCode,
+}
+
+/// The verification URI (RFC 8628 §3.2): `/activate`, one for every workspace.
+#[must_use]
+pub fn verification_uri(public_url: &str) -> String {
+    format!("{public_url}/activate")
+}
+
+/// `verification_uri_complete`: `/activate` with the code pre-filled, grouped for reading.
+#[must_use]
+pub fn verification_uri_complete(public_url: &str, user_code: &UserCode) -> String {
+    format!(
+        "{}?user_code={}",
+        verification_uri(public_url),
+        user_code.display()
+    )
+}
+
+/// Where the QR code of `verification_uri_complete` is served (Vestibule's extension of the
+/// device authorization response): SVG, or PNG with `&format=png`.
+#[must_use]
+pub fn verification_uri_complete_qr(public_url: &str, user_code: &UserCode) -> String {
+    format!("{public_url}/activate/qr?user_code={}", user_code.display())
 }
 
 /// Starts a device authorization for an authenticated client.
@@ -148,9 +171,17 @@ pub async fn start(
     Err(Refusal::NoFreeUserCode.into())
 }
 
-/// Whether a user code hash may be used: no grant holds it, or the one that does is older
-/// than its lifetime (then it lets go of it).
-async fn free_user_code(db: &DatabaseConnection, code_hash: &str, now: i64) -> Result<bool, Error> {
+/// Whether a user code hash may be drawn: no grant holds it, or the one that does is past
+/// its guard and lets go of it. A code is never issued again while a grant that had it is
+/// younger than max(its own lifetime, its workspace's device code lifetime now) (BCP 247
+/// §6.1.2–4): someone who enters an old code is told it was used, denied or expired, and is
+/// never led to another device's request; raising the lifetime lengthens the guard of codes
+/// already issued, lowering it never shortens it below their own lifetime.
+pub(crate) async fn free_user_code(
+    db: &impl ConnectionTrait,
+    code_hash: &str,
+    now: i64,
+) -> Result<bool, Error> {
     let Some(holder) = device_grant::Entity::find()
         .filter(device_grant::Column::UserCodeHash.eq(code_hash))
         .one(db)
@@ -158,7 +189,16 @@ async fn free_user_code(db: &DatabaseConnection, code_hash: &str, now: i64) -> R
     else {
         return Ok(true);
     };
+    // Only a holder past its own lifetime needs its workspace read (the rare path).
     if holder.expires_at > now {
+        return Ok(false);
+    }
+    let workspace_lifetime = workspace::Entity::find_by_id(holder.workspace_id)
+        .one(db)
+        .await?
+        .map_or(0, |w| w.device_code_ttl);
+    let guard = (holder.expires_at - holder.created_at).max(workspace_lifetime);
+    if now - holder.created_at < guard {
         return Ok(false);
     }
     let released = device_grant::Entity::update_many()
@@ -176,11 +216,14 @@ async fn free_user_code(db: &DatabaseConnection, code_hash: &str, now: i64) -> R
 /// What a user code leads to.
 #[derive(Debug)]
 pub enum Lookup {
-    /// No live grant has this code (or it could never be a code).
+    /// No grant has this code (or it could never be a code).
     Unknown,
+    /// Still pending, but past its lifetime.
     Expired,
-    /// Approved, redeemed or denied: a code works once.
+    /// Approved or redeemed: a code works once.
     AlreadyUsed,
+    /// The person it was shown to denied it.
+    Denied,
     Pending(Box<PendingGrant>),
 }
 
@@ -234,7 +277,8 @@ pub async fn find_by_user_code(
     match grant.status {
         Status::Pending if grant.expires_at > crate::now() => {}
         Status::Pending => return Ok(Lookup::Expired),
-        _ => return Ok(Lookup::AlreadyUsed),
+        Status::Denied => return Ok(Lookup::Denied),
+        Status::Approved | Status::Consumed => return Ok(Lookup::AlreadyUsed),
     }
     let client = client::Entity::find_by_id(grant.client_id).one(db).await?;
     let workspace = workspace::Entity::find_by_id(grant.workspace_id)
@@ -517,7 +561,161 @@ fn is_power_of_ten(mut n: i64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_power_of_ten;
+    use sea_orm::ActiveModelTrait as _;
+
+    use super::test_db::database;
+    use super::*;
+
+    const LIFETIME: i64 = 600;
+
+    /// A grant holding `code_hash`, `age` seconds old, asked with a lifetime of `LIFETIME`.
+    async fn holder(
+        db: &impl ConnectionTrait,
+        workspace_id: Uuid,
+        code_hash: &str,
+        age: i64,
+        status: Status,
+    ) -> device_grant::Model {
+        let created_at = crate::now() - age;
+        device_grant::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(workspace_id),
+            client_id: Set(Uuid::now_v7()),
+            device_code_hash: Set(Uuid::new_v4().to_string()),
+            user_code_hash: Set(Some(code_hash.to_owned())),
+            scopes: Set(String::new()),
+            status: Set(status),
+            interval: Set(5),
+            created_at: Set(created_at),
+            expires_at: Set(created_at + LIFETIME),
+            user_id: Set(None),
+            auth_time: Set(None),
+            decided_at: Set(None),
+            consumed_at: Set(None),
+            created_ip: Set(None),
+            user_agent: Set(None),
+            approved_ip: Set(None),
+            poll_count: Set(0),
+            slow_downs: Set(0),
+        }
+        .insert(db)
+        .await
+        .unwrap()
+    }
+
+    /// A workspace whose device code lifetime is now `ttl`.
+    async fn workspace_with_lifetime(db: &impl ConnectionTrait, ttl: i64) -> Uuid {
+        let id = Uuid::now_v7();
+        let slug = format!("w{}", id.simple());
+        workspace::ActiveModel {
+            id: Set(id),
+            slug: Set(slug[..20].to_owned()),
+            name: Set("W".into()),
+            device_flow_enabled: Set(true),
+            user_code_length: Set(8),
+            user_code_charset: Set("base20".into()),
+            device_code_ttl: Set(ttl),
+            polling_interval: Set(5),
+            consent_skip: Set(true),
+            access_token_ttl: Set(3600),
+            id_token_ttl: Set(3600),
+            refresh_token_ttl: Set(3600),
+            device_grant_max_age: Set(3600),
+            audience: Set(None),
+            dynamic_registration: Set(false),
+            new_device_email: Set(false),
+            created_at: Set(0),
+            updated_at: Set(0),
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        id
+    }
+
+    async fn still_held(db: &impl ConnectionTrait, grant: &device_grant::Model) -> bool {
+        find(db, grant.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .user_code_hash
+            .is_some()
+    }
+
+    #[tokio::test]
+    async fn a_code_no_grant_holds_is_free() {
+        let test = database().await;
+        assert!(
+            free_user_code(&test.db, "nobody", crate::now())
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_code_is_not_reissued_while_its_grant_is_younger_than_its_lifetime_whatever_its_status()
+     {
+        let test = database().await;
+        let db = &test.db;
+        let ws = workspace_with_lifetime(db, LIFETIME).await;
+        let now = crate::now();
+        for (i, status) in [
+            Status::Pending,
+            Status::Approved,
+            Status::Denied,
+            Status::Consumed,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let hash = format!("young-{i}");
+            let grant = holder(db, ws, &hash, LIFETIME - 2, status).await;
+            assert!(
+                !free_user_code(db, &hash, now).await.unwrap(),
+                "a {status:?} grant younger than its lifetime lost its code"
+            );
+            assert!(still_held(db, &grant).await);
+        }
+    }
+
+    #[tokio::test]
+    async fn raising_the_workspace_lifetime_lengthens_the_guard_of_codes_already_issued() {
+        let test = database().await;
+        let db = &test.db;
+        // Asked with 600 s; the workspace's lifetime is 1800 s now.
+        let ws = workspace_with_lifetime(db, 3 * LIFETIME).await;
+        let grant = holder(db, ws, "raised", LIFETIME + 60, Status::Denied).await;
+        assert!(!free_user_code(db, "raised", crate::now()).await.unwrap());
+        assert!(still_held(db, &grant).await);
+        // Once older than the raised lifetime too, the code is free again.
+        let later = grant.created_at + 3 * LIFETIME;
+        assert!(free_user_code(db, "raised", later).await.unwrap());
+        assert!(!still_held(db, &grant).await, "the old grant let go of it");
+    }
+
+    #[tokio::test]
+    async fn lowering_the_workspace_lifetime_never_shortens_the_guard_below_the_grants_own() {
+        let test = database().await;
+        let db = &test.db;
+        let ws = workspace_with_lifetime(db, 60).await;
+        let grant = holder(db, ws, "lowered", LIFETIME - 2, Status::Approved).await;
+        assert!(!free_user_code(db, "lowered", crate::now()).await.unwrap());
+        assert!(still_held(db, &grant).await);
+    }
+
+    #[tokio::test]
+    async fn a_code_older_than_every_lifetime_is_released_and_drawn_again() {
+        let test = database().await;
+        let db = &test.db;
+        let ws = workspace_with_lifetime(db, LIFETIME).await;
+        let grant = holder(db, ws, "old", LIFETIME, Status::Consumed).await;
+        assert!(free_user_code(db, "old", crate::now()).await.unwrap());
+        assert!(!still_held(db, &grant).await);
+        // Of a deleted workspace only the grant's own lifetime counts.
+        let orphan = holder(db, Uuid::now_v7(), "orphan", LIFETIME, Status::Denied).await;
+        assert!(free_user_code(db, "orphan", crate::now()).await.unwrap());
+        assert!(!still_held(db, &orphan).await);
+    }
 
     #[test]
     fn slow_down_bursts_are_sampled_at_powers_of_ten() {
