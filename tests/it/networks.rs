@@ -136,7 +136,7 @@ impl Lab {
             .unwrap()
         {
             Lookup::Pending(_) => "pending",
-            Lookup::AlreadyUsed => "decided",
+            Lookup::AlreadyUsed | Lookup::Denied => "decided",
             other => panic!("{code}: {other:?}"),
         }
     }
