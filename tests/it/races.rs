@@ -54,11 +54,14 @@ struct Racer {
 impl Arena {
     async fn new() -> Self {
         // A device authorization per trial: more than the default limit per client and address.
+        // Fifty requests at once on a loaded machine may wait for a pooled connection longer
+        // than the 2 s fail-fast default, and a 503 says nothing about exactly-once: wait.
         let first = TestApp::spawn_with(|env| {
             env.insert(
                 "VESTIBULE__SECURITY__DEVICE_AUTHORIZATION_LIMIT".into(),
                 "0".into(),
             );
+            env.insert("VESTIBULE__DATABASE__ACQUIRE_TIMEOUT".into(), "30".into());
         })
         .await;
         let second = first.peer().await;
