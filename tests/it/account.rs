@@ -536,6 +536,8 @@ async fn a_sign_in_to_another_workspace_does_not_open_this_account_page() {
     // Unknown workspaces are pages that do not exist.
     for path in [
         "/w/nowhere/account",
+        "/w/nowhere/account/sign-in",
+        "/w/a%00b/account/sign-in",
         "/w/NOT%20A%20SLUG/account",
         "/w/%FF/account",
         "/w/home/account/nowhere",

@@ -12,7 +12,8 @@
 //! - `POST /w/{slug}/account/grants/{id}/revoke`: ends every token of that approval at once and
 //!   forgets the consent it gave, with an audit event naming the user; then back to the page,
 //!   which says what was revoked. An approval that is not the signed-in user's in this
-//!   workspace is not found, whether or not it exists.
+//!   workspace is not found, whether or not it exists; without a sign-in to this workspace the
+//!   browser is sent to the page (its sign-in form) and nothing changes.
 //! - `POST /w/{slug}/account/sign-out`: signs out and forgets what the browser was doing.
 //!
 //! Every POST carries the session's CSRF token. An unknown workspace is a 404 page.
@@ -178,9 +179,14 @@ async fn page(
     Ok(html::page(StatusCode::OK, "activate/account.html", &page)?)
 }
 
-/// The sign-in form's URL opened directly (a reload after a failed attempt): the page.
-pub async fn sign_in_again(path: web::Path<AccountPath>) -> HttpResponse {
-    see_other(&self::path(&path.slug))
+/// The sign-in form's URL opened directly (a reload after a failed attempt): the page. The
+/// workspace is looked up first, so that only a real slug goes into the `Location` header.
+pub async fn sign_in_again(
+    core: web::Data<Core>,
+    path: web::Path<AccountPath>,
+) -> Result<HttpResponse, ActivateError> {
+    let ws = workspace(&core, &path.slug).await?;
+    Ok(see_other(&self::path(&ws.slug)))
 }
 
 pub async fn sign_in(
