@@ -5,15 +5,16 @@
 //! failure. With `VESTIBULE_REFRESH_SCREENSHOTS=1` (outside CI) a pass refreshes the tour in
 //! `docs/screenshots/` instead.
 //!
-//! The `/activate` tests run on a phone's viewport and check every page they reach with
-//! axe-core (no `serious` or `critical` violation). axe-core is the pinned npm package that
-//! `.ci/run` installs under `target/axe/` (`VESTIBULE_AXE_JS` names another `axe.min.js`);
-//! without it they are skipped, and fail under `CI=true`.
+//! The tests of `/activate` and the account page run on a phone's viewport and check every
+//! page they reach with axe-core (no `serious` or `critical` violation). axe-core is the pinned
+//! npm package that `.ci/run` installs under `target/axe/` (`VESTIBULE_AXE_JS` names another
+//! `axe.min.js`); without it they are skipped, and fail under `CI=true`.
 //!
 //! A scenario drives one [`Page`] (go, fill, click, arrive, audit, shot) in a [`Session`],
 //! which starts chromedriver and Chromium and, at the end, saves the screenshots or, on a
 //! failure, the last page.
 
+use std::cell::Cell;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -23,7 +24,10 @@ use anyhow::{Context as _, bail, ensure};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
-use vestibule_core::services::workspaces;
+use vestibule_core::entities::workspace;
+use vestibule_core::services::audit::Actor;
+use vestibule_core::services::{clients, workspaces};
+use vestibule_core::types::{Access, DisplayName, GrantSet, Proximity, ScopeSet};
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
 
@@ -586,6 +590,11 @@ async fn console_simulator_and_activate_in_chromium() {
 struct Device<'a> {
     app: &'a TestApp,
     client_id: String,
+    /// The scope it asks for.
+    scope: &'static str,
+    /// The address the trusted proxy names in `X-Forwarded-For`, for a device on another
+    /// network than the browser's; `None` asks from the browser's address (127.0.0.1).
+    forwarded_for: Option<&'static str>,
     http: reqwest::Client,
 }
 
@@ -594,16 +603,46 @@ struct Shown {
     device_code: String,
     user_code: String,
     verification_uri_complete: String,
+    /// When the device last asked or polled: the next poll waits the interval from then.
+    last: Cell<Instant>,
 }
 
-impl Device<'_> {
+/// The polling interval of the scenarios' workspaces (`TestApp::workspace`).
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A TV's user agent: the pages name the device "a TV".
+const TV_USER_AGENT: &str =
+    "Mozilla/5.0 (SMART-TV; Linux; Tizen 7.0) AppleWebKit/537.36 TV Safari/537.36";
+
+impl<'a> Device<'a> {
+    /// A TV of `client_id` asking for `scope` from the browser's address.
+    fn tv(app: &'a TestApp, client_id: String, scope: &'static str) -> anyhow::Result<Self> {
+        Ok(Self {
+            app,
+            client_id,
+            scope,
+            forwarded_for: None,
+            http: reqwest::Client::builder()
+                .user_agent(TV_USER_AGENT)
+                .build()?,
+        })
+    }
+
+    /// A request to the app, from [`Device::forwarded_for`] when set.
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.post(self.app.url(path));
+        match self.forwarded_for {
+            Some(address) => request.header("x-forwarded-for", address),
+            None => request,
+        }
+    }
+
     async fn ask(&self) -> anyhow::Result<Shown> {
         let res = self
-            .http
-            .post(self.app.url("/w/home/device_authorization"))
+            .post("/w/home/device_authorization")
             .form(&[
                 ("client_id", self.client_id.as_str()),
-                ("scope", "openid profile"),
+                ("scope", self.scope),
             ])
             .send()
             .await?;
@@ -623,33 +662,41 @@ impl Device<'_> {
             device_code: field("device_code")?,
             user_code: field("user_code")?,
             verification_uri_complete: field("verification_uri_complete")?,
+            last: Cell::new(Instant::now()),
         })
+    }
+
+    /// One poll of the token endpoint, sent `interval` after the device last asked or polled
+    /// (sooner would be answered `slow_down`).
+    async fn poll(&self, shown: &Shown, interval: Duration) -> anyhow::Result<Value> {
+        tokio::time::sleep_until((shown.last.get() + interval).into()).await;
+        let body = self
+            .post("/w/home/token")
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", shown.device_code.as_str()),
+                ("client_id", self.client_id.as_str()),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
+        shown.last.set(Instant::now());
+        Ok(body)
     }
 
     /// Polls as RFC 8628 says until the answer is no longer "pending" (or "slow down").
     async fn outcome(&self, shown: &Shown) -> anyhow::Result<Value> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut interval = Duration::from_secs(1);
+        let mut interval = POLL_INTERVAL;
         loop {
-            let body: Value = self
-                .http
-                .post(self.app.url("/w/home/token"))
-                .form(&[
-                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                    ("device_code", shown.device_code.as_str()),
-                    ("client_id", self.client_id.as_str()),
-                ])
-                .send()
-                .await?
-                .json()
-                .await?;
+            let body = self.poll(shown, interval).await?;
             match body["error"].as_str() {
                 Some("authorization_pending") => {}
                 Some("slow_down") => interval += Duration::from_secs(5),
                 _ => return Ok(body),
             }
             ensure!(Instant::now() < deadline, "still pending: {body}");
-            tokio::time::sleep(interval).await;
         }
     }
 }
@@ -680,15 +727,7 @@ async fn activate_on_a_phone(page: &mut Page, app: &TestApp) -> anyhow::Result<(
         .client(&ws, true, &["device_code"], "openid profile")
         .await;
     app.user(&ws, "alice", "alice password").await;
-    let device = Device {
-        app,
-        client_id,
-        http: reqwest::Client::builder()
-            .user_agent(
-                "Mozilla/5.0 (SMART-TV; Linux; Tizen 7.0) AppleWebKit/537.36 TV Safari/537.36",
-            )
-            .build()?,
-    };
+    let device = Device::tv(app, client_id, "openid profile")?;
 
     // A typed code: the entry page, sign-in, consent, done; the device gets its tokens.
     let shown = device.ask().await?;
@@ -823,5 +862,275 @@ async fn activate_on_a_phone_in_chromium_passes_axe() {
     .await;
     let mut session = Session::open(TEST, &app, Viewport::Phone, Some(axe)).await;
     let outcome = activate_on_a_phone(&mut session.page, &app).await;
+    session.finish(outcome).await;
+}
+
+/// Where the refused device asks from: another network than the browser's (127.0.0.1), named
+/// by the trusted proxy on 127.0.0.1.
+const ELSEWHERE: &str = "198.51.100.7";
+const ACCOUNT: &str = "/w/home/account";
+
+/// A public TV app of `ws` that may refresh its tokens, with this proximity; its client_id.
+async fn tv_client(
+    app: &TestApp,
+    ws: &workspace::Model,
+    name: &str,
+    proximity: Proximity,
+) -> anyhow::Result<String> {
+    let created = clients::create(
+        &app.core,
+        &Actor::Cli,
+        ws,
+        clients::NewClient {
+            name: DisplayName::parse("name", name)?,
+            client_id: None,
+            public: true,
+            grants: GrantSet::parse(["device_code", "refresh_token"])?,
+            scopes: ScopeSet::parse("openid profile offline_access")?,
+            redirect_uris: Vec::new(),
+            dcr_template: false,
+            access: Access::Everyone,
+            device_networks: Vec::new(),
+            proximity,
+            after_approval_url: None,
+        },
+    )
+    .await?;
+    Ok(created.client.client_id)
+}
+
+/// Types the device's code at `/activate` and signs in as alice: the page that follows.
+async fn enter_code_and_sign_in(page: &Page, shown: &Shown) -> anyhow::Result<()> {
+    page.go("/activate").await?;
+    page.fill("#user_code", &shown.user_code).await?;
+    page.submit("form[action='/activate'] button[type=submit]")
+        .await?;
+    page.arrive("sign-in asked", |p| p == "/activate/sign-in")
+        .await?;
+    page.fill("#username", "alice").await?;
+    page.fill("#password", "alice password").await?;
+    page.submit("form[action='/activate/sign-in'] button[type=submit]")
+        .await
+}
+
+/// Whether nothing on the page matches `css`.
+async fn absent(page: &Page, css: &str) -> anyhow::Result<bool> {
+    Ok(page.browser.find_all(Locator::Css(css)).await?.is_empty())
+}
+
+/// The account page on a phone: its sign-in page before anyone signed in; then a TV approved
+/// with a typed code, found from the done page's link with its network and kind, revoked (its
+/// tokens stop working at once), and the sign-out.
+async fn account_on_a_phone(
+    page: &mut Page,
+    app: &TestApp,
+    ws: &workspace::Model,
+) -> anyhow::Result<()> {
+    let (rs_id, rs_secret) = app
+        .client(ws, false, &["client_credentials"], "api:read")
+        .await;
+    let rs_secret = rs_secret.context("a confidential client's secret")?;
+    let active = |token: String| {
+        let (id, secret) = (rs_id.clone(), rs_secret.clone());
+        async move {
+            let (status, body, _) = app
+                .post_form(
+                    "/w/home/introspect",
+                    &[("token", token.as_str())],
+                    Some((&id, &secret)),
+                )
+                .await;
+            ensure!(status == 200, "introspection: {status} {body}");
+            body["active"]
+                .as_bool()
+                .with_context(|| format!("introspection: {body}"))
+        }
+    };
+    let client_id = tv_client(app, ws, "Living Room TV", Proximity::Warn).await?;
+    let device = Device::tv(app, client_id.clone(), "openid profile offline_access")?;
+
+    // Not signed in yet: the account page asks to sign in.
+    page.go(ACCOUNT).await?;
+    page.arrive("account sign-in", |p| p == ACCOUNT).await?;
+    let h1 = page.text("h1").await?;
+    ensure!(h1 == "Sign in to Home", "the account page asks: {h1:?}");
+    ensure!(
+        !absent(page, "form[action='/w/home/account/sign-in']").await?,
+        "the account page's own sign-in form"
+    );
+    page.audit("account sign-in").await?;
+
+    // A TV approved with a typed code, which gets tokens.
+    let shown = device.ask().await?;
+    enter_code_and_sign_in(page, &shown).await?;
+    page.arrive("consent shown", |p| p == "/activate/consent")
+        .await?;
+    page.submit("button[name=decision][value=approve]").await?;
+    page.arrive("done page", |p| p == "/activate/done").await?;
+    let tokens = device.outcome(&shown).await?;
+    let field = |name: &str| {
+        tokens[name]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no {name} in {tokens}"))
+    };
+    let (access, refresh) = (field("access_token")?, field("refresh_token")?);
+    ensure!(active(access.clone()).await?, "the new access token works");
+
+    // The done page leads to the account page, which shows the TV.
+    let link = format!("a[href='{ACCOUNT}']");
+    let words = page.text(&link).await?;
+    ensure!(
+        words == "Review the devices you have approved",
+        "the done page's link says {words:?}"
+    );
+    page.submit(&link).await?;
+    page.arrive("account page", |p| p == ACCOUNT).await?;
+    page.audit("account").await?;
+    let approval = page.text("section.approval").await?;
+    for fact in ["Living Room TV", "a TV", "network 127.0.0.x"] {
+        ensure!(
+            approval.contains(fact),
+            "the approval shows {fact:?}: {approval}"
+        );
+    }
+    // The heading kept in view, scrolled just enough to show the whole approval.
+    page.browser
+        .execute(
+            "document.querySelector('section.approval').scrollIntoView({block: 'end'});",
+            Vec::new(),
+        )
+        .await?;
+    page.shot("phone-account").await?;
+
+    // Revoked: the page confirms, and every token of the approval stops working.
+    page.submit("section.approval form[action$='/revoke'] button[type=submit]")
+        .await?;
+    page.arrive("account after a revoke", |p| p == ACCOUNT)
+        .await?;
+    let notice = page.text("[role=status]").await?;
+    ensure!(
+        notice.contains("Living Room TV was cut off"),
+        "the page confirms the revoke: {notice:?}"
+    );
+    ensure!(
+        absent(page, "section.approval").await?,
+        "the approval is gone"
+    );
+    page.audit("account after a revoke").await?;
+    ensure!(!active(access).await?, "the access token is inactive");
+    let (status, body, _) = app
+        .post_form(
+            "/w/home/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.as_str()),
+                ("client_id", client_id.as_str()),
+            ],
+            None,
+        )
+        .await;
+    ensure!(
+        status == 400 && body["error"] == "invalid_grant",
+        "the refresh token: {status} {body}"
+    );
+
+    // Signing out leaves the account page asking to sign in again.
+    page.submit("form[action='/w/home/account/sign-out'] button[type=submit]")
+        .await?;
+    page.arrive("signed out", |p| p == ACCOUNT).await?;
+    let h1 = page.text("h1").await?;
+    ensure!(h1 == "Sign in to Home", "after the sign-out: {h1:?}");
+    ensure!(
+        absent(page, "form[action='/w/home/account/sign-out']").await?,
+        "no sign-out form once signed out"
+    );
+    Ok(())
+}
+
+/// Proximity `require` on a phone: a TV asking from another network than the browser's cannot
+/// be approved from it. The page says so with no approve button, the device keeps waiting,
+/// and a denial reaches it.
+async fn proximity_refused_on_a_phone(
+    page: &mut Page,
+    app: &TestApp,
+    ws: &workspace::Model,
+) -> anyhow::Result<()> {
+    let client_id = tv_client(app, ws, "Hall TV", Proximity::Require).await?;
+    let device = Device {
+        forwarded_for: Some(ELSEWHERE),
+        ..Device::tv(app, client_id, "openid profile")?
+    };
+    let shown = device.ask().await?;
+    enter_code_and_sign_in(page, &shown).await?;
+    page.arrive("consent shown", |p| p == "/activate/consent")
+        .await?;
+    let refusal = page.text("[data-proximity=blocked]").await?;
+    ensure!(
+        refusal.contains("You cannot approve this from here."),
+        "the page says it cannot approve: {refusal}"
+    );
+    let request = page.text("dl.facts").await?;
+    ensure!(
+        request.contains("a different network than the one you are on now"),
+        "the request names the network: {request}"
+    );
+    ensure!(
+        absent(page, "button[value=approve]").await?,
+        "no approve button"
+    );
+    page.audit("proximity refusal").await?;
+    page.shot("phone-activate-proximity-refused").await?;
+
+    let polled = device.poll(&shown, POLL_INTERVAL).await?;
+    ensure!(
+        polled["error"] == "authorization_pending",
+        "the device still waits: {polled}"
+    );
+
+    page.submit("button[name=decision][value=deny]").await?;
+    page.arrive("denied page", |p| p == "/activate/done")
+        .await?;
+    let h1 = page.text("h1").await?;
+    ensure!(h1.contains("Request denied"), "the denied page says {h1:?}");
+    let denied = device.outcome(&shown).await?;
+    ensure!(denied["error"] == "access_denied", "the device: {denied}");
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "drives Chromium: cargo test --test it browser -- --ignored"]
+async fn the_account_page_and_a_proximity_refusal_on_a_phone_in_chromium_pass_axe() {
+    const TEST: &str = "the_account_page_and_a_proximity_refusal_on_a_phone_in_chromium_pass_axe";
+    if !browser_installed(TEST) {
+        return;
+    }
+    let Some(axe) = Axe::load(TEST) else {
+        return;
+    };
+    // Behind a trusted proxy on 127.0.0.1: Chromium's requests come from there, and a device
+    // may name another address in `X-Forwarded-For`.
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "VESTIBULE__SERVER__TRUSTED_PROXIES".into(),
+            "127.0.0.1/32".into(),
+        );
+    })
+    .await;
+    let ws = app
+        .workspace(
+            "home",
+            workspaces::Changes {
+                name: Some("Home".to_owned()),
+                ..workspaces::Changes::default()
+            },
+        )
+        .await;
+    app.user(&ws, "alice", "alice password").await;
+    let mut session = Session::open(TEST, &app, Viewport::Phone, Some(axe)).await;
+    let mut outcome = account_on_a_phone(&mut session.page, &app, &ws).await;
+    if outcome.is_ok() {
+        outcome = proximity_refused_on_a_phone(&mut session.page, &app, &ws).await;
+    }
     session.finish(outcome).await;
 }
