@@ -597,9 +597,25 @@ pub struct Browser {
 
 impl Browser {
     pub fn new() -> Self {
+        Self::with_headers(reqwest::header::HeaderMap::new())
+    }
+
+    /// A browser at `address`, for an app that trusts 127.0.0.1 as its proxy (so that its
+    /// budgets are not those of the test's other requests).
+    pub fn at(address: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            address.parse().expect("an address header"),
+        );
+        Self::with_headers(headers)
+    }
+
+    fn with_headers(headers: reqwest::header::HeaderMap) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .cookie_store(true)
+                .default_headers(headers)
                 .build()
                 .expect("browser client"),
         }
