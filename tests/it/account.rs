@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, LOCATION, RETRY_AFTER};
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde_json::Value;
-use vestibule_core::entities::{audit_event, consent, user, workspace};
+use vestibule_core::entities::{audit_event, consent, device_grant, grant, user, workspace};
 use vestibule_core::services::audit::Actor;
 use vestibule_core::services::interaction::Decision;
 use vestibule_core::services::workspaces::Changes;
@@ -159,8 +159,26 @@ impl Setup {
         }
     }
 
-    /// A device approved by alice in `browser` (signing in if asked) and redeemed.
-    async fn approved_device(&self, browser: &Browser) -> Tokens {
+    /// The TV polls with its device code once: the token endpoint's status and answer.
+    async fn poll(&self, device_code: &str) -> (u16, Value) {
+        let (status, body, _) = self
+            .app
+            .post_form(
+                &self.endpoint("token_endpoint").await,
+                &[
+                    ("grant_type", DEVICE_GRANT),
+                    ("device_code", device_code),
+                    ("client_id", self.tv.as_str()),
+                ],
+                None,
+            )
+            .await;
+        (status, body)
+    }
+
+    /// A device approved by alice in `browser` (signing in if asked) that has not polled
+    /// since: its device code and its request's id (the id its grant will have).
+    async fn approved_not_redeemed(&self, browser: &Browser) -> (String, String) {
         let (device_code, user_code) = self.device_asks().await;
         let mut next = location(&browser.enter_code(&user_code).await);
         if next == "/activate/sign-in" {
@@ -170,6 +188,18 @@ impl Setup {
             next = location(&browser.decide("approve").await);
         }
         assert_eq!(next, "/activate/done");
+        let approved = device_grant::Entity::find()
+            .filter(device_grant::Column::Status.eq("approved"))
+            .all(&self.app.core.db)
+            .await
+            .unwrap();
+        assert_eq!(approved.len(), 1, "{approved:?}");
+        (device_code, approved[0].id.to_string())
+    }
+
+    /// A device approved by alice in `browser` (signing in if asked) and redeemed.
+    async fn approved_device(&self, browser: &Browser) -> Tokens {
+        let (device_code, _) = self.approved_not_redeemed(browser).await;
         self.redeem(&device_code).await
     }
 
@@ -789,4 +819,217 @@ async fn failed_sign_ins_at_the_account_page_share_the_activate_budget() {
     let throttled = s.events("user.sign_in_throttled").await;
     assert_eq!(throttled.len(), 1, "{throttled:?}");
     assert_eq!(throttled[0].target.as_deref(), Some("alice"));
+}
+
+/// The approvals the account page lists, by the id in their revoke form.
+fn listed(page: &str) -> Vec<String> {
+    page.split(&format!("action=\"{ACCOUNT}/grants/"))
+        .skip(1)
+        .map(|rest| rest.split('/').next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_device_approved_but_not_yet_collected_is_listed_and_revoking_it_denies_the_device() {
+    let s = setup().await;
+    let b = Browser::new(&s.app);
+    let (device_code, id) = s.approved_not_redeemed(&b).await;
+    assert!(s.remembers_consent().await);
+
+    let (_, page) = b.page(ACCOUNT).await;
+    assert_eq!(listed(&page), [id.clone()], "{page}");
+    assert!(
+        page.contains("<h2 id=\"approval-1\">Living Room TV</h2>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Approved, waiting for the device to collect its access."),
+        "{page}"
+    );
+    assert!(
+        page.contains("<dt>Last used</dt>\n    <dd>not used yet</dd>"),
+        "{page}"
+    );
+    for words in [
+        "Stay signed in on this device (until you revoke it)",
+        "a command-line tool (curl)",
+        "network 198.51.100.x",
+        "network 203.0.113.x",
+        " UTC)",
+    ] {
+        assert!(page.contains(words), "{words}: {page}");
+    }
+    assert!(!page.contains(DEVICE_ADDRESS) && !page.contains(BROWSER_ADDRESS));
+
+    assert_eq!(location(&b.revoke(&id).await), ACCOUNT);
+    let (_, page) = b.page(ACCOUNT).await;
+    assert!(
+        page.contains("Living Room TV was cut off before it collected its access: it gets none."),
+        "{page}"
+    );
+    assert!(listed(&page).is_empty(), "{page}");
+
+    // The device's next poll is refused, and so is every later one: no token, ever.
+    for _ in 0..2 {
+        let (status, body) = s.poll(&device_code).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("access_denied")),
+            "{body}"
+        );
+        assert!(body.get("access_token").is_none(), "{body}");
+    }
+    assert!(
+        grant::Entity::find()
+            .all(&s.app.core.db)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no approval was ever made of it"
+    );
+    assert!(!s.remembers_consent().await);
+
+    let events = s.events("device.revoked").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].actor, format!("user:{}", s.alice.id));
+    assert_eq!(events[0].target.as_deref(), Some(id.as_str()));
+    assert_eq!(events[0].workspace_id, Some(s.ws.id));
+    assert_eq!(events[0].ip.as_deref(), Some(BROWSER_ADDRESS));
+    let detail: Value = serde_json::from_str(&events[0].detail).unwrap();
+    assert_eq!(detail["was"], "approved");
+
+    // The next typed code of that application asks again.
+    let (_, user_code) = s.device_asks().await;
+    assert_eq!(
+        location(&b.enter_code(&user_code).await),
+        "/activate/consent"
+    );
+
+    // Pressing the button again changes nothing and says so.
+    assert_eq!(location(&b.revoke(&id).await), ACCOUNT);
+    let (_, page) = b.page(ACCOUNT).await;
+    assert!(
+        page.contains("Living Room TV had already been cut off"),
+        "{page}"
+    );
+    assert_eq!(s.events("device.revoked").await.len(), 1);
+    assert!(s.events("grant.revoked").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_device_that_collects_its_tokens_after_the_page_was_shown_is_still_cut_off() {
+    let s = setup().await;
+    let b = Browser::new(&s.app);
+    let (device_code, id) = s.approved_not_redeemed(&b).await;
+    let (_, page) = b.page(ACCOUNT).await;
+    assert_eq!(listed(&page), [id.clone()], "{page}");
+    let token = hidden(&page, "csrf_token");
+
+    // The device polls between the page and the button.
+    let tokens = s.redeem(&device_code).await;
+    assert_eq!(tokens.grant, id, "one id for both stages");
+    assert!(s.active(&tokens.access).await);
+
+    assert_eq!(
+        location(&b.post(&revoke_path(&id), &[("csrf_token", &token)]).await),
+        ACCOUNT
+    );
+    let (_, page) = b.page(ACCOUNT).await;
+    assert!(
+        page.contains("Living Room TV was cut off: every token of that approval stopped working."),
+        "{page}"
+    );
+    assert!(!s.active(&tokens.access).await);
+    let (status, body) = s.refresh(&tokens.refresh).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(!s.remembers_consent().await);
+    let events = s.events("grant.revoked").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].actor, format!("user:{}", s.alice.id));
+    assert_eq!(events[0].target.as_deref(), Some(id.as_str()));
+}
+
+#[tokio::test]
+async fn another_users_device_not_yet_collected_cannot_be_revoked_and_is_not_found() {
+    let s = setup().await;
+    let (device_code, alices) = s.approved_not_redeemed(&Browser::new(&s.app)).await;
+
+    let bob = Browser::at(&s.app, "192.0.2.10");
+    assert_eq!(
+        location(&bob.account_sign_in("home", "bob", BOB_PASSWORD).await),
+        ACCOUNT
+    );
+    let (_, page) = bob.page(ACCOUNT).await;
+    assert!(listed(&page).is_empty(), "only his own: {page}");
+    let theirs = body(bob.revoke(&alices).await, StatusCode::NOT_FOUND).await;
+    let none = body(
+        bob.revoke("00000000-0000-0000-0000-000000000000").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(theirs.contains("Page not found"), "{theirs}");
+    assert_eq!(theirs, none, "theirs or none: the same answer");
+
+    // Alice in the other workspace cannot reach it from there either.
+    let elsewhere = Browser::new(&s.app);
+    elsewhere
+        .account_sign_in("other", "alice", "other alice password")
+        .await;
+    let page = body(
+        elsewhere
+            .submit(
+                "/w/other/account",
+                &format!("/w/other/account/grants/{alices}/revoke"),
+                &[],
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(page.contains("Page not found"), "{page}");
+
+    assert!(s.events("device.revoked").await.is_empty());
+    assert!(s.remembers_consent().await);
+    s.redeem(&device_code).await;
+}
+
+#[tokio::test]
+async fn problem_pages_of_the_account_page_lead_back_to_it() {
+    let s = setup().await;
+    let b = Browser::new(&s.app);
+    let tokens = s.approved_device(&b).await;
+    // Tera escapes the slashes of the link.
+    let back =
+        "<a href=\"&#x2F;w&#x2F;home&#x2F;account\">Back to your devices and applications</a>";
+
+    let expired = body(
+        b.post(&revoke_path(&tokens.grant), &[("csrf_token", "guessed")])
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(expired.contains("This form has expired"), "{expired}");
+    assert!(expired.contains(back), "{expired}");
+    assert!(!expired.contains("Enter another code"), "{expired}");
+    for path in [
+        revoke_path("00000000-0000-0000-0000-000000000000"),
+        format!("{ACCOUNT}/nowhere"),
+    ] {
+        let page = body(b.submit(ACCOUNT, &path, &[]).await, StatusCode::NOT_FOUND).await;
+        assert!(page.contains("Page not found"), "{path}: {page}");
+        assert!(page.contains(back), "{path}: {page}");
+    }
+    // Of a workspace that does not exist there is no page to go back to.
+    let (status, page) = b.page("/w/nowhere/account").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!page.contains("Back to your devices"), "{page}");
+    assert!(!page.contains("Enter another code"), "{page}");
+    // At /activate the way on is still a new code.
+    let (status, page) = b.page("/activate/nowhere").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("Enter another code"), "{page}");
+    assert!(s.active(&tokens.access).await);
 }

@@ -104,7 +104,8 @@ pub struct Problem {
 /// A way on from a problem: where to go and what the link says.
 #[derive(Debug, Serialize)]
 pub struct Link {
-    pub href: &'static str,
+    /// A path of this site.
+    pub href: Cow<'static, str>,
     pub text: &'static str,
 }
 

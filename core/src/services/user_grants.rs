@@ -1,5 +1,6 @@
 //! A user's grants as an admin (console) and the user (account page) see them: the approvals
-//! whose tokens may still work, and revoking one or all of them.
+//! whose tokens may still work, the device approvals whose device has not collected its tokens
+//! yet, and revoking one or all of them.
 
 use std::collections::HashMap;
 
@@ -9,9 +10,12 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::Core;
 use crate::entities::{client, device_grant, grant, refresh_token, workspace};
 use crate::error::Error;
 use crate::services::audit::Actor;
+use crate::services::device_authorizations;
+use crate::services::device_grants::Status;
 use crate::services::grants;
 use crate::services::workspaces::Settings;
 
@@ -95,6 +99,50 @@ pub async fn active(
         .collect())
 }
 
+/// A device authorization the user approved whose device has not redeemed its code yet: no
+/// `grants` row exists until it does, yet the device will get tokens at its next poll.
+#[derive(Debug, Clone)]
+pub struct AwaitingDevice {
+    pub device: device_grant::Model,
+    pub client: Option<client::Model>,
+}
+
+/// The user's approved device authorizations in `workspace` that are within their code's
+/// lifetime and not yet redeemed; newest approval first.
+///
+/// # Errors
+/// On a database failure.
+pub async fn awaiting_redemption(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> Result<Vec<AwaitingDevice>, Error> {
+    let devices = device_grant::Entity::find()
+        .filter(device_grant::Column::WorkspaceId.eq(workspace_id))
+        .filter(device_grant::Column::UserId.eq(user_id))
+        .filter(device_grant::Column::Status.eq(Status::Approved))
+        .filter(device_grant::Column::ExpiresAt.gt(crate::now()))
+        .order_by_desc(device_grant::Column::DecidedAt)
+        .order_by_desc(device_grant::Column::Id)
+        .all(db)
+        .await?;
+    let client_ids: Vec<Uuid> = devices.iter().map(|d| d.client_id).collect();
+    let clients: HashMap<Uuid, client::Model> = client::Entity::find()
+        .filter(client::Column::Id.is_in(client_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    Ok(devices
+        .into_iter()
+        .map(|device| AwaitingDevice {
+            client: clients.get(&device.client_id).cloned(),
+            device,
+        })
+        .collect())
+}
+
 /// Ends a grant on the word of `actor` (see [`grants::revoke`]): its user, from their account
 /// page, or an admin. `false` when it was already revoked.
 ///
@@ -144,6 +192,55 @@ pub async fn revoke(
     let ended = end(&txn, &grant, actor, ip).await?;
     txn.commit().await?;
     Ok(Revoked { ended, client })
+}
+
+/// What revoking one approval of a user did, whatever its stage.
+#[derive(Debug, Clone)]
+pub struct ApprovalRevoked {
+    pub outcome: device_authorizations::Revoked,
+    /// The client the approval was given to, to say what was revoked (`None` once deleted).
+    pub client: Option<client::Model>,
+}
+
+/// Revokes one approval of a user on the word of `actor`, by the id the account page shows:
+/// a device authorization's id (which is also the id of the grant its redemption makes) or a
+/// grant's. A device authorization of the user goes through [`device_authorizations::revoke`]
+/// at whatever stage it is now: approved and not yet redeemed, it becomes denied and the device
+/// gets `access_denied`; redeemed meanwhile, its grant's tokens end. Any other id is revoked as
+/// a grant ([`revoke`]). Either way the remembered consent is forgotten.
+///
+/// # Errors
+/// `NotFound` unless the approval is the user's, in this workspace (the same for one that does
+/// not exist and one of someone else).
+pub async fn revoke_approval(
+    core: &Core,
+    actor: &Actor,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    id: Uuid,
+    ip: Option<String>,
+) -> Result<ApprovalRevoked, Error> {
+    let device = device_grant::Entity::find_by_id(id)
+        .filter(device_grant::Column::WorkspaceId.eq(workspace_id))
+        .filter(device_grant::Column::UserId.eq(user_id))
+        .one(&core.db)
+        .await?;
+    let Some(device) = device else {
+        let revoked = revoke(&core.db, actor, workspace_id, user_id, id, ip).await?;
+        return Ok(ApprovalRevoked {
+            outcome: if revoked.ended {
+                device_authorizations::Revoked::TokensEnded
+            } else {
+                device_authorizations::Revoked::AlreadyEnded
+            },
+            client: revoked.client,
+        });
+    };
+    let outcome = device_authorizations::revoke(core, actor, workspace_id, id, ip).await?;
+    let client = client::Entity::find_by_id(device.client_id)
+        .one(&core.db)
+        .await?;
+    Ok(ApprovalRevoked { outcome, client })
 }
 
 /// Revokes every grant of a user in the workspace, in one transaction; how many were ended.

@@ -1,22 +1,28 @@
 //! `/w/{slug}/account`: where a person reviews the devices and applications they have approved
 //! in a workspace and cuts any of them off (BCP 247 §6.1.6, detect and remediate).
 //!
-//! - `GET /w/{slug}/account`: the approvals whose tokens may still work, each with its
-//!   application, the access in plain words, when it was approved, from which network and by
-//!   what kind of device the device asked, from which network it was approved, and its last
-//!   use; each with a revoke button. Not signed in to this workspace: the sign-in form instead.
+//! - `GET /w/{slug}/account`: the approvals whose tokens may still work, and the device
+//!   approvals whose device has not collected its tokens yet (marked as waiting for it), each
+//!   with its application, the access in plain words, when it was approved, from which network
+//!   and by what kind of device the device asked, from which network it was approved, and its
+//!   last use; each with a revoke button. Not signed in to this workspace: the sign-in form
+//!   instead.
 //! - `GET/POST /w/{slug}/account/sign-in`: the form posts here (the GET leads back to the
 //!   page). The sign-in is the one of `/activate` ([`super::sign_in`]): same session, same
 //!   throttles, same lifetime, so signing in at either place signs in at both, for one
 //!   workspace at a time.
 //! - `POST /w/{slug}/account/grants/{id}/revoke`: ends every token of that approval at once and
 //!   forgets the consent it gave, with an audit event naming the user; then back to the page,
-//!   which says what was revoked. An approval that is not the signed-in user's in this
+//!   which says what was revoked. `{id}` is a device authorization's id, which is also the id of
+//!   the grant its redemption makes, so one id covers both stages: an approval not yet redeemed
+//!   is denied (the device's next poll gets `access_denied`), a redeemed one has its tokens
+//!   ended, whichever it is by the time the button is pressed. An approval that is not the signed-in user's in this
 //!   workspace is not found, whether or not it exists; without a sign-in to this workspace the
 //!   browser is sent to the page (its sign-in form) and nothing changes.
 //! - `POST /w/{slug}/account/sign-out`: signs out and forgets what the browser was doing.
 //!
-//! Every POST carries the session's CSRF token. An unknown workspace is a 404 page.
+//! Every POST carries the session's CSRF token. An unknown workspace is a 404 page. Problem
+//! pages here lead back to this page (see [`super::error::lead_back_to_account`]).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -24,9 +30,11 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use uuid::Uuid;
 use vestibule_core::Core;
+use vestibule_core::entities::device_grant;
 use vestibule_core::records::Workspace;
 use vestibule_core::services::audit::Actor;
-use vestibule_core::services::user_grants::{self, ActiveGrant};
+use vestibule_core::services::device_authorizations::Revoked;
+use vestibule_core::services::user_grants::{self, ActiveGrant, AwaitingDevice};
 use vestibule_core::types::ScopeSet;
 use vestibule_web::html::{self, see_other, timestamp};
 use vestibule_web::{ClientAddress, CsrfForm, CsrfProtected};
@@ -82,14 +90,20 @@ struct AccountPage<'a> {
 /// One approval as the person sees it. Addresses are shown as their networks only.
 #[derive(Serialize)]
 struct Approval {
-    /// The grant's id, in the revoke form's path.
+    /// The grant's id (for a device, its request's id), in the revoke form's path.
     id: Uuid,
     client_name: String,
     scopes: Vec<String>,
     approved: Moment,
-    last_used: Moment,
+    /// `None` while the device has not collected its tokens yet: not used yet.
+    last_used: Option<Moment>,
     /// Present for a device authorization.
     device: Option<DeviceFacts>,
+    /// Approved, but the device has not collected its tokens yet.
+    waiting: bool,
+    /// When it was approved (unix seconds), to order the list.
+    #[serde(skip)]
+    approved_unix: i64,
 }
 
 #[derive(Serialize)]
@@ -115,23 +129,55 @@ impl Moment {
     }
 }
 
+impl DeviceFacts {
+    fn of(device: &device_grant::Model) -> Self {
+        Self {
+            kind: device::kind(device.user_agent.as_deref()),
+            asked_from: vestibule_core::net::coarse_network(device.created_ip.as_deref()),
+            approved_from: vestibule_core::net::coarse_network(device.approved_ip.as_deref()),
+        }
+    }
+}
+
+fn client_name(client: Option<&vestibule_core::entities::client::Model>) -> String {
+    client.map_or_else(
+        || "An application that no longer exists".to_owned(),
+        |c| c.name.clone(),
+    )
+}
+
 impl Approval {
     fn of(active: &ActiveGrant, now: i64) -> Self {
         let grant = &active.grant;
         Self {
             id: grant.id,
-            client_name: active.client.as_ref().map_or_else(
-                || "An application that no longer exists".to_owned(),
-                |c| c.name.clone(),
-            ),
+            client_name: client_name(active.client.as_ref()),
             scopes: scope_words(&ScopeSet::from_stored(&grant.scopes)),
             approved: Moment::of(grant.created_at, now),
-            last_used: Moment::of(grant.last_refresh_at.unwrap_or(grant.created_at), now),
-            device: active.device.as_ref().map(|d| DeviceFacts {
-                kind: device::kind(d.user_agent.as_deref()),
-                asked_from: vestibule_core::net::coarse_network(d.created_ip.as_deref()),
-                approved_from: vestibule_core::net::coarse_network(d.approved_ip.as_deref()),
-            }),
+            last_used: Some(Moment::of(
+                grant.last_refresh_at.unwrap_or(grant.created_at),
+                now,
+            )),
+            device: active.device.as_ref().map(DeviceFacts::of),
+            waiting: false,
+            approved_unix: grant.created_at,
+        }
+    }
+
+    /// A device approved that has not collected its tokens: listed under its request's id,
+    /// which its grant will share.
+    fn waiting(awaiting: &AwaitingDevice, now: i64) -> Self {
+        let device = &awaiting.device;
+        let approved = device.decided_at.unwrap_or(device.created_at);
+        Self {
+            id: device.id,
+            client_name: client_name(awaiting.client.as_ref()),
+            scopes: scope_words(&ScopeSet::from_stored(&device.scopes)),
+            approved: Moment::of(approved, now),
+            last_used: None,
+            device: Some(DeviceFacts::of(device)),
+            waiting: true,
+            approved_unix: approved,
         }
     }
 }
@@ -163,11 +209,14 @@ async fn page(
     user: &SignedUser,
 ) -> Result<HttpResponse, ActivateError> {
     let now = vestibule_core::now();
-    let approvals = user_grants::active(&core.db, ws.row(), user.user.id)
+    let waiting = user_grants::awaiting_redemption(&core.db, ws.id, user.user.id).await?;
+    let mut approvals: Vec<Approval> = user_grants::active(&core.db, ws.row(), user.user.id)
         .await?
         .iter()
         .map(|g| Approval::of(g, now))
+        .chain(waiting.iter().map(|d| Approval::waiting(d, now)))
         .collect();
+    approvals.sort_by_key(|a| std::cmp::Reverse(a.approved_unix));
     let page = AccountPage {
         csrf_token: session.csrf_token()?,
         workspace_name: &ws.name,
@@ -215,8 +264,8 @@ pub async fn revoke(
         return Ok(see_other(&self::path(&ws.slug)));
     };
     let grant_id = Uuid::parse_str(&path.id).map_err(|_| ActivateError::NotFound)?;
-    let revoked = user_grants::revoke(
-        &core.db,
+    let revoked = user_grants::revoke_approval(
+        &core,
         &Actor::User(user.user.id),
         ws.id,
         user.user.id,
@@ -227,13 +276,16 @@ pub async fn revoke(
     let client = revoked
         .client
         .map_or_else(|| "That application".to_owned(), |c| c.name);
-    session.set_notice(&if revoked.ended {
-        format!(
+    session.set_notice(&match revoked.outcome {
+        Revoked::Denied => format!(
+            "{client} was cut off before it collected its access: it gets none. If it asks \
+             again, you will be asked to approve it again."
+        ),
+        Revoked::TokensEnded => format!(
             "{client} was cut off: every token of that approval stopped working. If it asks \
              again, you will be asked to approve it again."
-        )
-    } else {
-        format!("{client} had already been cut off from that approval.")
+        ),
+        Revoked::AlreadyEnded => format!("{client} had already been cut off from that approval."),
     })?;
     Ok(see_other(&self::path(&ws.slug)))
 }

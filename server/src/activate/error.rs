@@ -1,10 +1,15 @@
-//! Everything that can stop an `/activate` request, and the one place each becomes a page.
+//! Everything that can stop an `/activate` or account page request, and the one place each
+//! becomes a page.
 
 use std::borrow::Cow;
 use std::time::Duration;
 
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError, web};
+use vestibule_core::Core;
 use vestibule_web::html::{self, Link, Problem};
 
 #[derive(Debug, thiserror::Error)]
@@ -75,35 +80,37 @@ pub enum Throttled {
     SignIns,
 }
 
+/// The way on from a problem at `/activate`.
 const START_AGAIN: Option<Link> = Some(Link {
-    href: super::ENTRY_PATH,
+    href: Cow::Borrowed(super::ENTRY_PATH),
     text: "Enter another code",
 });
 
 impl ActivateError {
-    /// What `activate/problem.html` shows.
-    fn problem(&self) -> Problem {
+    /// What `activate/problem.html` shows; `way_on` is the link of the problems after which
+    /// the person starts over (at `/activate`, [`START_AGAIN`]).
+    fn problem(&self, way_on: Option<Link>) -> Problem {
         match self {
             Self::Csrf => Problem {
                 title: "This form has expired",
                 message: Cow::Borrowed(
                     "This form expired or was not sent by this site — go back and try again.",
                 ),
-                next: START_AGAIN,
+                next: way_on,
             },
             Self::BadForm(_) | Self::BadValue(_) => Problem {
                 title: "That request could not be read",
                 message: Cow::Borrowed(
                     "The form that was sent is not one this page offers. Go back and try again.",
                 ),
-                next: START_AGAIN,
+                next: way_on,
             },
             Self::CodeExpired => Problem {
                 title: "This code has expired",
                 message: Cow::Borrowed(
                     "This code has expired — start again on your device to get a new code.",
                 ),
-                next: START_AGAIN,
+                next: way_on,
             },
             Self::CodeUsed => Problem {
                 title: "This code was already used",
@@ -111,7 +118,7 @@ impl ActivateError {
                     "This code was already used. Each code works once — if you did not use it, \
                           start again on your device.",
                 ),
-                next: START_AGAIN,
+                next: way_on,
             },
             Self::CodeDenied => Problem {
                 title: "This code was denied",
@@ -119,7 +126,7 @@ impl ActivateError {
                     "This code was denied, so it no longer works. If you do want to connect the \
                      device, start again on it to get a new code.",
                 ),
-                next: START_AGAIN,
+                next: way_on,
             },
             Self::NoAccess { client } => Problem {
                 title: "You cannot use this application",
@@ -127,7 +134,7 @@ impl ActivateError {
                     "Your account does not have access to {client}, so nothing was approved. \
                      Ask your administrator for access."
                 )),
-                next: START_AGAIN,
+                next: way_on,
             },
             Self::OtherNetwork { client } => Problem {
                 title: "You cannot approve this from here",
@@ -138,14 +145,14 @@ impl ActivateError {
                      start this yourself just now, deny it."
                 )),
                 next: Some(Link {
-                    href: super::CONSENT_PATH,
+                    href: Cow::Borrowed(super::CONSENT_PATH),
                     text: "Back to the request",
                 }),
             },
             Self::NotFound => Problem {
                 title: "Page not found",
                 message: Cow::Borrowed("There is no page at this address."),
-                next: START_AGAIN,
+                next: way_on,
             },
             Self::Throttled { what, retry_after } => {
                 let minutes = retry_after.as_secs().div_ceil(60).max(1);
@@ -161,7 +168,7 @@ impl ActivateError {
                             "Too many codes that do not exist were entered from your network. \
                              Wait {wait}, then enter the code shown on your device again."
                         )),
-                        next: START_AGAIN,
+                        next: way_on,
                     },
                     Throttled::SignIns => Problem {
                         title: "Too many failed sign-ins",
@@ -221,8 +228,7 @@ impl ResponseError for ActivateError {
             Self::BadForm(reason) => tracing::debug!(%reason, "/activate: unreadable form"),
             _ => {}
         }
-        let mut page =
-            html::problem_page(self.status_code(), "activate/problem.html", &self.problem());
+        let mut page = self.page(START_AGAIN);
         match self {
             Self::Throttled { retry_after, .. } => html::retry_after(&mut page, *retry_after),
             Self::Unavailable(e) => {
@@ -234,4 +240,49 @@ impl ResponseError for ActivateError {
         }
         page
     }
+}
+
+impl ActivateError {
+    /// The problem page of this error (its status, without the headers some errors add),
+    /// whose way on is `way_on` (see [`Self::problem`]).
+    fn page(&self, way_on: Option<Link>) -> HttpResponse {
+        html::problem_page(
+            self.status_code(),
+            "activate/problem.html",
+            &self.problem(way_on),
+        )
+    }
+}
+
+/// Middleware of the account pages: their problem pages lead back to the account page of the
+/// workspace the path names rather than to `/activate` — or nowhere when it names no
+/// workspace, so as not to link to a page that does not exist. Only the page's body changes:
+/// status, headers and the error (for the request log) stay those of the original response.
+pub async fn lead_back_to_account(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let core = req.app_data::<web::Data<Core>>().cloned();
+    let slug = req.match_info().get("slug").map(str::to_owned);
+    let res = next.call(req).await?.map_into_boxed_body();
+    let Some(error) = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ActivateError>())
+    else {
+        return Ok(res);
+    };
+    if matches!(error, ActivateError::NoCodeInProgress) {
+        return Ok(res);
+    }
+    let workspace = match (core, slug) {
+        (Some(core), Some(slug)) => core.records.workspace(&core.db, &slug).await.ok().flatten(),
+        _ => None,
+    };
+    let way_on = workspace.map(|ws| Link {
+        href: Cow::Owned(super::account::path(&ws.slug)),
+        text: "Back to your devices and applications",
+    });
+    let body = error.page(way_on).into_body();
+    Ok(res.map_body(|_, _| body))
 }

@@ -42,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, core: &Core) {
     cfg.service(web::resource(qr::QR_PATH).route(web::get().to(qr::show)));
     cfg.service(
         end_user_scope("/w/{slug}/account")
+            .wrap(actix_web::middleware::from_fn(error::lead_back_to_account))
             .wrap(session::middleware(core))
             .service(web::resource("").route(web::get().to(account::show)))
             .service(
