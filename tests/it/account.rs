@@ -837,7 +837,7 @@ async fn a_device_approved_but_not_yet_collected_is_listed_and_revoking_it_denie
     assert!(s.remembers_consent().await);
 
     let (_, page) = b.page(ACCOUNT).await;
-    assert_eq!(listed(&page), [id.clone()], "{page}");
+    assert_eq!(listed(&page), [id.as_str()], "{page}");
     assert!(
         page.contains("<h2 id=\"approval-1\">Living Room TV</h2>"),
         "{page}"
@@ -922,7 +922,7 @@ async fn a_device_that_collects_its_tokens_after_the_page_was_shown_is_still_cut
     let b = Browser::new(&s.app);
     let (device_code, id) = s.approved_not_redeemed(&b).await;
     let (_, page) = b.page(ACCOUNT).await;
-    assert_eq!(listed(&page), [id.clone()], "{page}");
+    assert_eq!(listed(&page), [id.as_str()], "{page}");
     let token = hidden(&page, "csrf_token");
 
     // The device polls between the page and the button.
