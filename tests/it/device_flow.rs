@@ -1181,3 +1181,81 @@ async fn approval_in_the_browser_releases_the_tokens() {
     let err = token.unwrap_err();
     assert!(format!("{err:?}").contains("access_denied"), "{err:?}");
 }
+
+/// A device authorization is one unit of work: when its audit event cannot be written (a
+/// trigger refuses it here), no grant is left behind either, and its device code leads
+/// nowhere; once the audit log accepts writes again, a request stores both.
+#[tokio::test]
+async fn a_device_authorization_is_written_whole_or_not_at_all() {
+    use sea_orm::{ConnectionTrait as _, DbBackend, PaginatorTrait as _};
+
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("home", Changes::default()).await;
+    let (client_id, _) = app.client(&ws, true, &["device_code"], "openid").await;
+    let db = &app.core.db;
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    let refuse_audit: &[&str] = match db.get_database_backend() {
+        DbBackend::Postgres => &[
+            "CREATE FUNCTION refuse_device_audit() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_device_audit BEFORE INSERT ON audit_events FOR EACH ROW \
+             WHEN (NEW.action = 'device.requested') EXECUTE FUNCTION refuse_device_audit()",
+        ],
+        _ => &[
+            "CREATE TRIGGER refuse_device_audit BEFORE INSERT ON audit_events \
+             WHEN NEW.action = 'device.requested' BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+        ],
+    };
+    for statement in refuse_audit {
+        db.execute_unprepared(statement).await.unwrap();
+    }
+    let grants = || entities::device_grant::Entity::find().count(db);
+    let audited = || {
+        entities::audit_event::Entity::find()
+            .filter(entities::audit_event::Column::Action.eq("device.requested"))
+            .count(db)
+    };
+
+    let (status, body, _) = post(
+        &app,
+        "/w/home/device_authorization",
+        &[("client_id", &client_id)],
+        None,
+    )
+    .await;
+    assert!(status >= 500, "{status} {body}");
+    assert!(body.get("device_code").is_none(), "{body}");
+    assert_eq!(
+        grants().await.unwrap(),
+        0,
+        "a grant without its audit event"
+    );
+    assert_eq!(audited().await.unwrap(), 0);
+
+    db.execute_unprepared(if postgres {
+        "DROP TRIGGER refuse_device_audit ON audit_events"
+    } else {
+        "DROP TRIGGER refuse_device_audit"
+    })
+    .await
+    .unwrap();
+    let started = authorize(&app, "home", &client_id, None).await;
+    assert_eq!(grants().await.unwrap(), 1);
+    assert_eq!(audited().await.unwrap(), 1);
+    let (status, body) = poll(
+        &app,
+        "home",
+        &client_id,
+        started["device_code"].as_str().unwrap(),
+    )
+    .await;
+    // Known, and waiting (polled at once, it is also too early).
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        matches!(
+            body["error"].as_str(),
+            Some("authorization_pending" | "slow_down")
+        ),
+        "{body}"
+    );
+}

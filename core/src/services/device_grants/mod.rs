@@ -109,10 +109,13 @@ pub async fn start(
     for _ in 0..DRAW_ATTEMPTS {
         let user_code = UserCode::generate(settings.user_code_charset, settings.user_code_length);
         let code_hash = keyring.hash_secret(SecretKind::UserCode, user_code.as_str());
-        if !free_user_code(&core.db, &code_hash, now).await? {
+        // One unit of work: the code's check (and release), the grant and its audit event are
+        // committed together or not at all.
+        let mut txn = core.device_grants.begin(&core.db).await?;
+        if !free_user_code(txn.txn(), &code_hash, now).await? {
             continue;
         }
-        let inserted = device_grant::ActiveModel {
+        let grant = device_grant::ActiveModel {
             id: Set(Uuid::now_v7()),
             workspace_id: Set(workspace.id),
             client_id: Set(client.id),
@@ -136,36 +139,39 @@ pub async fn start(
             poll_count: Set(0),
             slow_downs: Set(0),
         };
-        let inserted = core.device_grants.insert(&core.db, inserted).await;
-        match inserted {
-            Ok(grant) => {
-                audit::record(
-                    &core.db,
-                    audit::Event {
-                        actor: &Actor::Client(client.client_id.clone()),
-                        workspace_id: Some(workspace.id),
-                        action: Action::DeviceRequested,
-                        target: Some(grant.id.to_string()),
-                        detail: serde_json::json!({ "scopes": grant.scopes, "user_agent": grant.user_agent }),
-                        ip: grant.created_ip.clone(),
-                    },
-                )
-                .await?;
-                core.counters.grant(GrantEvent::Requested);
-                return Ok(Started {
-                    grant,
-                    device_code,
-                    user_code,
-                });
-            }
-            // Another request drew the same code at the same moment: draw again.
+        let grant = match txn.insert(grant).await {
+            Ok(grant) => grant,
+            // Another request drew the same code at the same moment: draw again (in a new
+            // transaction; this one is dropped, which rolls it back).
             Err(e)
                 if matches!(
                     e.sql_err(),
                     Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                ) => {}
+                ) =>
+            {
+                continue;
+            }
             Err(e) => return Err(e.into()),
-        }
+        };
+        audit::record(
+            txn.txn(),
+            audit::Event {
+                actor: &Actor::Client(client.client_id.clone()),
+                workspace_id: Some(workspace.id),
+                action: Action::DeviceRequested,
+                target: Some(grant.id.to_string()),
+                detail: serde_json::json!({ "scopes": grant.scopes, "user_agent": grant.user_agent }),
+                ip: grant.created_ip.clone(),
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        core.counters.grant(GrantEvent::Requested);
+        return Ok(Started {
+            grant,
+            device_code,
+            user_code,
+        });
     }
     tracing::error!(workspace = %workspace.slug, "no free user code after {DRAW_ATTEMPTS} draws");
     Err(Refusal::NoFreeUserCode.into())

@@ -66,22 +66,7 @@ pub struct GrantStore {
 }
 
 impl GrantStore {
-    /// Inserts a new (pending) grant; the authorization response counts as its first poll.
-    /// Returns the database error untouched, so the caller can tell a drawn code's collision.
-    ///
-    /// # Errors
-    /// On a database failure.
-    pub(crate) async fn insert(
-        &self,
-        db: &impl ConnectionTrait,
-        grant: device_grant::ActiveModel,
-    ) -> Result<device_grant::Model, DbErr> {
-        let grant = grant.insert(db).await?;
-        self.memory.started(&grant);
-        Ok(grant)
-    }
-
-    /// Starts a transaction in which grants may change status.
+    /// Starts a transaction in which grants may be started or change status.
     ///
     /// # Errors
     /// On a database failure.
@@ -93,6 +78,7 @@ impl GrantStore {
             store: self,
             txn: crate::db::begin_write(db).await?,
             changes: Vec::new(),
+            started: Vec::new(),
         })
     }
 
@@ -278,6 +264,8 @@ pub(crate) struct GrantTransaction<'a> {
     txn: DatabaseTransaction,
     /// Device-code hashes and the status each moved to.
     changes: Vec<(String, Status)>,
+    /// Grants inserted, which this instance knows once they are committed.
+    started: Vec<device_grant::Model>,
 }
 
 /// What a user decided about a pending grant.
@@ -295,6 +283,22 @@ impl GrantTransaction<'_> {
     /// For the other writes of the same unit of work (audit, consent, tokens).
     pub(crate) fn txn(&self) -> &DatabaseTransaction {
         &self.txn
+    }
+
+    /// Inserts a new (pending) grant; once committed, this instance knows it and counts the
+    /// authorization response as its first poll. Returns the database error untouched, so the
+    /// caller can tell a drawn code's collision (and must then drop this transaction: on
+    /// PostgreSQL a failed statement ends it).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub(crate) async fn insert(
+        &mut self,
+        grant: device_grant::ActiveModel,
+    ) -> Result<device_grant::Model, DbErr> {
+        let grant = grant.insert(&self.txn).await?;
+        self.started.push(grant.clone());
+        Ok(grant)
     }
 
     /// Records a user's decision (`Approved` or `Denied`) on a grant still pending and within
@@ -439,6 +443,9 @@ impl GrantTransaction<'_> {
             .await?;
         }
         self.txn.commit().await?;
+        for grant in &self.started {
+            self.store.memory.started(grant);
+        }
         for (hash, status) in &self.changes {
             match status {
                 Status::Consumed => self.store.memory.finished(hash),
@@ -455,6 +462,17 @@ mod tests {
 
     use super::*;
     use crate::services::device_grants::test_db::database;
+
+    async fn start(
+        store: &GrantStore,
+        db: &DatabaseConnection,
+        grant: device_grant::ActiveModel,
+    ) -> device_grant::Model {
+        let mut txn = store.begin(db).await.unwrap();
+        let grant = txn.insert(grant).await.unwrap();
+        txn.commit().await.unwrap();
+        grant
+    }
 
     fn pending(hash: &str) -> device_grant::ActiveModel {
         let now = crate::now();
@@ -548,7 +566,7 @@ mod tests {
         let db = &test.db;
         let (here, there) = (GrantStore::default(), GrantStore::default());
         there.follow(db).await.unwrap();
-        let g = here.insert(db, pending("h1")).await.unwrap();
+        let g = start(&here, db, pending("h1")).await;
         assert!(matches!(poll(&there, db, &g).await, Sighting::Pending));
 
         let mut txn = here.begin(db).await.unwrap();
@@ -573,7 +591,7 @@ mod tests {
         let db = &test.db;
         let (here, there) = (GrantStore::default(), GrantStore::default());
         there.follow(db).await.unwrap();
-        let g = here.insert(db, pending("h2")).await.unwrap();
+        let g = start(&here, db, pending("h2")).await;
         assert!(matches!(poll(&there, db, &g).await, Sighting::Pending));
         // Id 2 commits first (as PostgreSQL allows); the change holding id 1 comes later.
         log_as(db, 2, "elsewhere").await;
@@ -590,7 +608,7 @@ mod tests {
         let db = &test.db;
         let store = GrantStore::default();
         store.follow(db).await.unwrap();
-        let g = store.insert(db, pending("h3")).await.unwrap();
+        let g = start(&store, db, pending("h3")).await;
         {
             let mut txn = store.begin(db).await.unwrap();
             assert!(txn.revoke(&g, crate::now()).await.unwrap());
@@ -608,7 +626,7 @@ mod tests {
         let test = database().await;
         let db = &test.db;
         let store = GrantStore::default();
-        let g = store.insert(db, pending("h4")).await.unwrap();
+        let g = start(&store, db, pending("h4")).await;
         poll(&store, db, &g).await;
         let mut txn = store.begin(db).await.unwrap();
         let approved = txn.decide(g.id, approval(&g), crate::now()).await.unwrap();
@@ -669,8 +687,8 @@ mod tests {
         let db = &test.db;
         let (here, there) = (GrantStore::default(), GrantStore::default());
         there.follow(db).await.unwrap();
-        let slow = here.insert(db, pending("slow")).await.unwrap();
-        let fast = here.insert(db, pending("fast")).await.unwrap();
+        let slow = start(&here, db, pending("slow")).await;
+        let fast = start(&here, db, pending("fast")).await;
         for g in [&slow, &fast] {
             assert!(matches!(poll(&there, db, g).await, Sighting::Pending));
         }
