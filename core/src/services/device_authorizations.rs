@@ -1,8 +1,6 @@
 //! Device authorizations as an admin sees them: live and past requests of a workspace with
 //! their client, user and grant, the timeline of one request, and cutting one off.
 
-use std::collections::HashMap;
-
 use sea_orm::{
     ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _, QueryFilter as _,
     QueryOrder as _,
@@ -14,7 +12,7 @@ use crate::entities::{audit_event, client, device_grant, grant, user};
 use crate::error::Error;
 use crate::services::audit::{self, Action, Actor};
 use crate::services::device_grants::Status;
-use crate::services::{Page, consents, device_grants, fetch_page, grants, user_grants};
+use crate::services::{Page, by_id, consents, device_grants, fetch_page, grants, user_grants};
 
 /// Which requests to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,27 +145,9 @@ async fn with_parties(
     let client_ids: Vec<Uuid> = devices.iter().map(|d| d.client_id).collect();
     let user_ids: Vec<Uuid> = devices.iter().filter_map(|d| d.user_id).collect();
     let ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
-    let clients: HashMap<Uuid, client::Model> = client::Entity::find()
-        .filter(client::Column::Id.is_in(client_ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
-    let users: HashMap<Uuid, user::Model> = user::Entity::find()
-        .filter(user::Column::Id.is_in(user_ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
-    let grants: HashMap<Uuid, grant::Model> = grant::Entity::find()
-        .filter(grant::Column::Id.is_in(ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|g| (g.id, g))
-        .collect();
+    let clients = by_id::<client::Entity, _>(db, client::Column::Id, client_ids, |c| c.id).await?;
+    let users = by_id::<user::Entity, _>(db, user::Column::Id, user_ids, |u| u.id).await?;
+    let grants = by_id::<grant::Entity, _>(db, grant::Column::Id, ids, |g| g.id).await?;
     Ok(devices
         .into_iter()
         .map(|device| DeviceAuthorization {

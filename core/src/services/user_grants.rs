@@ -2,8 +2,6 @@
 //! whose tokens may still work, the device approvals whose device has not collected its tokens
 //! yet, and revoking one or all of them.
 
-use std::collections::HashMap;
-
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _,
     QueryOrder as _,
@@ -16,8 +14,8 @@ use crate::error::Error;
 use crate::services::audit::Actor;
 use crate::services::device_authorizations;
 use crate::services::device_grants::Status;
-use crate::services::grants;
 use crate::services::workspaces::Settings;
+use crate::services::{by_id, grants};
 
 /// A grant whose tokens may still work, with its client and, for a device authorization, the
 /// request it came from (when, from where and by what the device asked; who approved from
@@ -72,21 +70,11 @@ pub async fn active(
         })
         .collect();
     let client_ids: Vec<Uuid> = live.iter().map(|g| g.client_id).collect();
-    let clients: HashMap<Uuid, client::Model> = client::Entity::find()
-        .filter(client::Column::Id.is_in(client_ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
+    let clients = by_id::<client::Entity, _>(db, client::Column::Id, client_ids, |c| c.id).await?;
     let device_ids: Vec<Uuid> = live.iter().filter_map(|g| g.device_grant_id).collect();
-    let devices: HashMap<Uuid, device_grant::Model> = device_grant::Entity::find()
-        .filter(device_grant::Column::Id.is_in(device_ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|d| (d.id, d))
-        .collect();
+    let devices =
+        by_id::<device_grant::Entity, _>(db, device_grant::Column::Id, device_ids, |d| d.id)
+            .await?;
     Ok(live
         .into_iter()
         .map(|grant| ActiveGrant {
@@ -127,13 +115,7 @@ pub async fn awaiting_redemption(
         .all(db)
         .await?;
     let client_ids: Vec<Uuid> = devices.iter().map(|d| d.client_id).collect();
-    let clients: HashMap<Uuid, client::Model> = client::Entity::find()
-        .filter(client::Column::Id.is_in(client_ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
+    let clients = by_id::<client::Entity, _>(db, client::Column::Id, client_ids, |c| c.id).await?;
     Ok(devices
         .into_iter()
         .map(|device| AwaitingDevice {
